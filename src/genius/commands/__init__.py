@@ -1,0 +1,1 @@
+"""One module per ``genius`` subcommand (see genius.cli)."""

@@ -1,0 +1,24 @@
+"""Arguments shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from genius.models import DEFAULT_MODEL
+
+
+def add_model_arguments(p: argparse.ArgumentParser, *, default: str | None = DEFAULT_MODEL) -> None:
+    p.add_argument("--model", default=default,
+                   help=f"model spec: embedded name, local HF folder or hub id (default: {default})")
+    p.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                   help="weights dtype; auto = bf16 where the hardware runs it fast, else fp32")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow model code from the model folder / hub (off by default: it runs foreign code)")
+
+
+def engine_from_args(args: argparse.Namespace, **kwargs):
+    from genius.engines import make_engine
+
+    return make_engine(args.model, dtype=args.dtype, device=args.device,
+                       trust_remote_code=args.trust_remote_code, **kwargs)

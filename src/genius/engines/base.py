@@ -1,0 +1,100 @@
+"""The Engine protocol: what sampling and evaluation need from a generation backend.
+
+Prompts are token ids (build them with ``genius.models.chat_prompt_ids``). Every completion
+carries its text, token ids, per-token log-probs and why it finished.
+
+Log-probs are those of the model's own distribution, log softmax(logits) *before* temperature
+and top-p: the foresight score of the method (mean token log-prob of a rollout) is a property of
+the model, not of how we happened to sample, and this is what teacher-forced ``logprobs()``
+returns for the same tokens, so the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+
+from genius.errors import UserError
+
+FinishReason = Literal["stop", "eos", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    """Samples per prompt (they share the prompt's prefill)."""
+    temperature: float = 1.0
+    """0 means greedy."""
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    """Generation of a sequence ends at the token that completes any of these strings."""
+    seed: int | None = None
+    """Same prompts, params and seed give the same outputs."""
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise UserError(f"sampling: n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise UserError(f"sampling: temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"sampling: top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise UserError(f"sampling: max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if any(not s for s in self.stop):
+            raise UserError("sampling: stop strings must be non-empty")
+
+
+@dataclass
+class Completion:
+    text: str
+    """Decoded ``token_ids`` without special tokens. When a stop string ends inside a token the
+    text runs to the end of that token (it is exactly what the tokens say)."""
+    token_ids: list[int]
+    """Generated tokens, including the EOS token when finish_reason is "eos"."""
+    logprobs: list[float]
+    """log p(token) under the model (before temperature/top-p), one per token."""
+    finish_reason: FinishReason
+    stop_string: str | None = None
+    """Which stop string ended it (finish_reason "stop")."""
+    prompt_tokens: int = 0
+
+    @property
+    def mean_logprob(self) -> float:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else 0.0
+
+    def text_until_stop(self) -> str:
+        """The text cut right after the stop string (for when the rest of the token is unwanted)."""
+        if self.stop_string and self.stop_string in self.text:
+            return self.text[: self.text.index(self.stop_string) + len(self.stop_string)]
+        return self.text
+
+
+@dataclass
+class EngineStats:
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    forward_calls: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A text generation backend (transformers today; vLLM can drop in)."""
+
+    tokenizer: Any
+    """An HF tokenizer (encode/decode, eos_token_id, chat template)."""
+
+    @property
+    def max_context(self) -> int:
+        """Longest prompt + completion the model accepts, in tokens."""
+        ...
+
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+        """For every prompt, ``params.n`` completions (outer list in prompt order)."""
+        ...
+
+    def logprobs(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> list[list[float]]:
+        """Teacher-forced log p(completion token | prompt, earlier tokens), one list per pair."""
+        ...

@@ -1,0 +1,243 @@
+"""Transformers generation engine (CPU and CUDA): batched sampling with a KV cache.
+
+Why not ``model.generate()``: we need per-token log-probs of the untempered distribution, stop
+strings honoured per sequence, and finished sequences dropped from the batch, all at lower
+per-step overhead. The n samples of a prompt share one prefill (the KV cache is repeated).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from genius.engines.base import Completion, EngineStats, SamplingParams
+from genius.errors import UserError
+from genius.models import context_length, load_model
+
+
+class HFEngine:
+    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64,
+                 logprob_chunk_tokens: int = 4096, compact_fraction: float = 0.125):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_batch_size = max_batch_size
+        self.logprob_chunk_tokens = logprob_chunk_tokens
+        self.compact_fraction = compact_fraction
+        self.device = next(model.parameters()).device
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.stats = EngineStats()
+        self._token_text: dict[int, str] = {}
+
+    @classmethod
+    def from_spec(cls, spec: str, *, dtype: str = "auto", device: str = "auto",
+                  trust_remote_code: bool = False, **kwargs: Any) -> "HFEngine":
+        model, tokenizer = load_model(spec, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, **kwargs)
+
+    @property
+    def max_context(self) -> int:
+        return context_length(self.model)
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+        params.validate()
+        for i, p in enumerate(prompts):
+            if len(p) == 0:
+                raise UserError(f"prompt {i} is empty")
+            if len(p) >= self.max_context:
+                raise UserError(f"prompt {i} has {len(p)} tokens; the model's context is {self.max_context}")
+        seed = params.seed if params.seed is not None else int(torch.seed() % (2**63))
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        # Longest first so that each chunk holds prompts of similar length (little padding).
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        per_chunk = max(1, self.max_batch_size // params.n)
+        results: list[list[Completion]] = [[] for _ in prompts]
+        start = time.perf_counter()
+        for c in range(0, len(order), per_chunk):
+            idx = order[c:c + per_chunk]
+            outs = self._generate_chunk([list(prompts[i]) for i in idx], params, generator)
+            for k, i in enumerate(idx):
+                results[i] = outs[k * params.n:(k + 1) * params.n]
+        self.stats.seconds += time.perf_counter() - start
+        return results
+
+    def _generate_chunk(self, prompts: list[list[int]], params: SamplingParams,
+                        generator: torch.Generator) -> list[Completion]:
+        n = params.n
+        input_ids, attn = self._left_pad(prompts)
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)  # filled in place by every forward
+        out = self.model(input_ids=input_ids, attention_mask=attn, position_ids=positions,
+                         cache=cache, use_cache=True, logits_to_keep=1)
+        self.stats.forward_calls += 1
+        self.stats.prompt_tokens += sum(len(p) for p in prompts)
+        logits = out.logits[:, -1, :]
+        next_pos = positions[:, -1] + 1
+        if n > 1:  # the n samples of a prompt share its prefill
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, 0)
+            attn = attn.repeat_interleave(n, 0)
+            next_pos = next_pos.repeat_interleave(n, 0)
+        rows = len(prompts) * n
+        budget = [min(params.max_new_tokens, self.max_context - len(prompts[r // n])) for r in range(rows)]
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        logps: list[list[float]] = [[] for _ in range(rows)]
+        finish: list[str | None] = [None] * rows
+        stop_hit: list[str | None] = [None] * rows
+        active = list(range(rows))  # row id of each batch position in the cache
+        dead_in_batch = 0
+        while True:
+            logits = logits.float()
+            tok = _sample(logits, params.temperature, params.top_p, generator)
+            lp = torch.log_softmax(logits, dim=-1).gather(-1, tok[:, None])[:, 0]
+            tok_list, lp_list = tok.tolist(), lp.tolist()
+            alive_mask = []
+            for b, r in enumerate(active):
+                if finish[r] is not None:
+                    alive_mask.append(False)
+                    continue
+                t = tok_list[b]
+                tokens[r].append(t)
+                logps[r].append(lp_list[b])
+                if t in self.eos_ids:
+                    finish[r] = "eos"
+                elif params.stop and (hit := self._stop_hit(tokens[r], params.stop)):
+                    finish[r], stop_hit[r] = "stop", hit
+                elif len(tokens[r]) >= budget[r]:
+                    finish[r] = "length"
+                if finish[r] is not None:
+                    dead_in_batch += 1
+                alive_mask.append(finish[r] is None)
+            n_alive = sum(alive_mask)
+            if n_alive == 0:
+                break
+            # Drop finished rows from the cache once enough of them piled up: each compaction
+            # copies the cache, so doing it for every single row would cost more than it saves.
+            if dead_in_batch >= max(1, int(self.compact_fraction * len(active))):
+                keep = [b for b, a in enumerate(alive_mask) if a]
+                keep_t = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(keep_t)
+                attn, next_pos, tok = attn[keep_t], next_pos[keep_t], tok[keep_t]
+                active = [active[b] for b in keep]
+                dead_in_batch = 0
+            attn = torch.cat([attn, attn.new_ones(attn.shape[0], 1)], dim=1)
+            out = self.model(input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos[:, None],
+                             cache=cache, use_cache=True)
+            self.stats.forward_calls += 1
+            logits = out.logits[:, -1, :]
+            next_pos = next_pos + 1
+        completions = []
+        for r in range(rows):
+            self.stats.generated_tokens += len(tokens[r])
+            completions.append(Completion(
+                text=self.tokenizer.decode(tokens[r], skip_special_tokens=True),
+                token_ids=tokens[r], logprobs=logps[r], finish_reason=finish[r],  # type: ignore[arg-type]
+                stop_string=stop_hit[r], prompt_tokens=len(prompts[r // n])))
+        return completions
+
+    def _token_str(self, t: int) -> str:
+        s = self._token_text.get(t)
+        if s is None:
+            s = self._token_text[t] = self.tokenizer.decode([t])
+        return s
+
+    def _stop_hit(self, tokens: list[int], stops: tuple[str, ...]) -> str | None:
+        """The stop string completed by the newest token, if any (stop strings may span tokens)."""
+        last = self._token_str(tokens[-1])
+        if "\ufffd" not in last and not any(s[-1] in last for s in stops):
+            return None
+        longest = max(len(s) for s in stops)
+        # Enough tokens to cover the longest stop string (a token holds at least one character,
+        # except byte pieces of one character, hence the margin).
+        tail = self.tokenizer.decode(tokens[-(longest + 4):])
+        new = len(self._token_str(tokens[-1]))
+        for s in stops:
+            pos = tail.rfind(s)
+            if pos != -1 and pos + len(s) > len(tail) - max(new, 1) - 1:
+                return s
+        return None
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s):] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # ------------------------------------------------------------------ scoring
+    @torch.inference_mode()
+    def logprobs(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> list[list[float]]:
+        if len(prompts) != len(completions):
+            raise ValueError("prompts and completions differ in length")
+        results: list[list[float]] = [[] for _ in prompts]
+        length = [len(p) + len(c) for p, c in zip(prompts, completions)]
+        order = sorted(range(len(prompts)), key=lambda i: -length[i])
+        batch: list[int] = []
+
+        def flush() -> None:
+            scored = self._logprobs_batch([prompts[j] for j in batch], [completions[j] for j in batch])
+            for j, lp in zip(batch, scored):
+                results[j] = lp
+            batch.clear()
+
+        for i in order:  # longest first: batch[0] sets the padded width of its batch
+            if batch and (len(batch) + 1) * length[batch[0]] > self.logprob_chunk_tokens:
+                flush()
+            batch.append(i)
+        if batch:
+            flush()
+        return results
+
+    def _logprobs_batch(self, prompts: list[Sequence[int]], completions: list[Sequence[int]]) -> list[list[float]]:
+        seqs = [list(p) + list(c) for p, c in zip(prompts, completions)]
+        for i, s in enumerate(seqs):
+            if len(s) > self.max_context:
+                raise UserError(f"sequence {i} has {len(s)} tokens; the model's context is {self.max_context}")
+        ids, attn = self._left_pad(seqs)
+        positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        keep = max(len(c) for c in completions) + 1
+        logits = self.model(input_ids=ids, attention_mask=attn, position_ids=positions,
+                            logits_to_keep=keep).logits.float()
+        self.stats.forward_calls += 1
+        # Left padding right-aligns every completion: its tokens are the last len(c) positions,
+        # predicted by the logits one position earlier.
+        targets = ids[:, -keep + 1:] if keep > 1 else ids[:, :0]
+        lp = (logits[:, :-1].gather(-1, targets[..., None])[..., 0] - logits[:, :-1].logsumexp(-1))
+        out = []
+        for i, c in enumerate(completions):
+            out.append(lp[i, lp.shape[1] - len(c):].tolist() if len(c) else [])
+        return out
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for value in (gen_eos, getattr(model.config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return ids
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """Next token per row: argmax at temperature 0, else nucleus sampling of softmax(logits / T)."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, sorted_i = probs.sort(dim=-1, descending=True)
+        # Keep the smallest prefix whose mass reaches top_p (the top token always stays).
+        drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        choice = torch.multinomial(sorted_p, 1, generator=generator)
+        return sorted_i.gather(-1, choice)[:, 0]
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]

@@ -1,0 +1,171 @@
+"""Plain files of a run: JSONL read/append/resume, atomic writes, YAML copies.
+
+JSONL files are appended one complete line at a time and flushed, so a killed process leaves
+at most one torn last line; ``read_jsonl(..., repair=True)`` detects and drops it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genius.errors import UserError, where
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(record: Any) -> str:
+    """One JSON line; NaN/inf become null so every line is valid JSON."""
+    return json.dumps(_finite(record), ensure_ascii=False, default=_json_default)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def iter_jsonl(path: str | Path, *, skip_invalid: bool = False) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, record). A malformed line raises UserError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found (expected a JSONL file, one JSON object per line)")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                if skip_invalid:
+                    continue
+                raise UserError(f"{where(path, lineno)} not valid JSON ({e.msg}); expected one JSON object per line") from None
+            if not isinstance(record, dict):
+                if skip_invalid:
+                    continue
+                raise UserError(f"{where(path, lineno)} expected a JSON object, got {type(record).__name__}")
+            yield lineno, record
+
+
+def read_jsonl(path: str | Path, *, repair: bool = False) -> list[dict]:
+    """Read all records. With repair=True a torn (unterminated, unparsable) last line, the
+    trace of a killed writer, is cut off the file instead of raising."""
+    path = Path(path)
+    if repair and path.is_file():
+        truncate_torn_tail(path)
+    return [r for _, r in iter_jsonl(path)]
+
+
+def truncate_torn_tail(path: Path) -> bool:
+    """Drop a last line that lacks its newline and is not valid JSON. Returns True if cut."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    try:
+        json.loads(tail)
+        with path.open("ab") as f:  # complete record that only lacks its newline
+            f.write(b"\n")
+        return False
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        with path.open("r+b") as f:
+            f.truncate(cut)
+        return True
+
+
+class JsonlAppender:
+    """Append records to a JSONL file, one flushed (and fsynced) line per record."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = True):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_file():
+            truncate_torn_tail(self.path)
+        self._f = self.path.open("a", encoding="utf-8")
+        self._fsync = fsync
+
+    def write(self, record: Any) -> None:
+        self._f.write(dumps(record) + "\n")
+        self._f.flush()
+        if self._fsync:
+            os.fsync(self._f.fileno())
+
+    def write_many(self, records: Iterable[Any]) -> None:
+        for r in records:
+            self._f.write(dumps(r) + "\n")
+        self._f.flush()
+        if self._fsync:
+            os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "JsonlAppender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file so that readers see either the old or the new content, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{where(path, e.lineno)} not valid JSON ({e.msg})") from None
+
+
+def write_yaml(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (expected a YAML config)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise UserError(f"{where(path, line)} not valid YAML ({getattr(e, 'problem', e)})") from None

