@@ -1,0 +1,211 @@
+"""Built-in reasoning problems, generated on the fly: seeded, unlimited, offline.
+
+Kinds (difficulty grows with the number of operations):
+
+- ``arith1``: one step ("has a, gets b more" / "has a, gives b away");
+- ``arith2``: two steps (packs of items, then a gain or a loss);
+- ``arith3``: three steps mixing +, -, x and exact division;
+- ``order``: comparison logic over 3-4 people ("A is taller than B, ..., who is shortest?").
+
+The ground truth is used only for evaluation: as training queries the problems are written
+without answers (``write_queries``).
+
+Train / held-out split: every question text is hashed into a bucket, and a text belongs to
+exactly one split (``split_of``). Each generator keeps drawing until it has ``n`` problems of its
+own split, so the held-out set never shares a question with any training set, whatever seeds
+the two use; the seeds only decide which problems of the split come out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from genius.errors import UserError
+from genius.io import JsonlAppender
+
+Split = Literal["train", "eval"]
+KINDS = ("arith1", "arith2", "arith3", "order")
+# One text in EVAL_BUCKETS of every BUCKETS goes to the held-out split.
+BUCKETS = 4
+EVAL_BUCKETS = 1
+
+NAMES = ("Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Ivy", "Jack", "Kara", "Leo",
+         "Mia", "Noah", "Olga", "Pete", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wendy", "Zoe")
+ITEMS = ("apples", "marbles", "stickers", "books", "pencils", "cookies", "stamps", "coins", "shells", "cards")
+COMPARISONS = (  # (relation "X is ... than Y", question for the maximum, question for the minimum)
+    ("taller", "Who is the tallest?", "Who is the shortest?"),
+    ("older", "Who is the oldest?", "Who is the youngest?"),
+    ("faster", "Who is the fastest?", "Who is the slowest?"),
+    ("heavier", "Who is the heaviest?", "Who is the lightest?"),
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    kind: str
+    question: str
+    answer: str
+    """The ground truth: an integer written in digits, or a name (kind ``order``)."""
+    choices: tuple[str, ...] = ()
+    """For ``order``: the names that appear in the question (for answer extraction)."""
+
+
+def split_of(question: str) -> Split:
+    """The split a question text belongs to, fixed by a hash of the text alone."""
+    bucket = int.from_bytes(hashlib.sha256(question.encode("utf-8")).digest()[:8], "big") % BUCKETS
+    return "eval" if bucket < EVAL_BUCKETS else "train"
+
+
+def _arith1(rng: random.Random) -> tuple[str, str]:
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    a = rng.randint(3, 40)
+    if rng.random() < 0.5:
+        b = rng.randint(2, 30)
+        return f"{name} has {a} {item}. {name} gets {b} more. How many {item} does {name} have now?", str(a + b)
+    b = rng.randint(1, a - 1)
+    return f"{name} has {a} {item} and gives {b} of them away. How many {item} does {name} have left?", str(a - b)
+
+
+def _arith2(rng: random.Random) -> tuple[str, str]:
+    name, item = rng.choice(NAMES), rng.choice(ITEMS)
+    packs, per = rng.randint(2, 6), rng.randint(2, 12)
+    total = packs * per
+    if rng.random() < 0.5:
+        extra = rng.randint(1, 20)
+        return (f"{name} buys {packs} packs of {item} with {per} {item} in each pack, then finds {extra} more "
+                f"{item}. How many {item} does {name} have?", str(total + extra))
+    lost = rng.randint(1, total - 1)
+    return (f"{name} buys {packs} boxes of {item}. Each box holds {per} {item}. {name} loses {lost} {item}. "
+            f"How many {item} are left?", str(total - lost))
+
+
+def _arith3(rng: random.Random) -> tuple[str, str]:
+    name, friend = rng.sample(NAMES, 2)
+    item = rng.choice(ITEMS)
+    if rng.random() < 0.5:
+        a, b = rng.randint(5, 30), rng.randint(2, 15)
+        times = rng.randint(2, 4)
+        c = rng.randint(1, (a + b) * times - 1)
+        return (f"{name} has {a} {item} and gets {b} more. {friend} has {times} times as many {item} as {name}, "
+                f"then gives away {c}. How many {item} does {friend} have now?", str((a + b) * times - c))
+    groups, per = rng.randint(2, 6), rng.randint(3, 9)
+    used = rng.randint(1, 10)
+    eaten = rng.randint(1, per - 1)
+    return (f"{name} has {groups * per + used} {item} and uses {used} of them. {name} shares the rest equally "
+            f"among {groups} friends, and each friend gives {eaten} of their share to {friend}'s sister. "
+            f"How many {item} does each friend keep?", str(per - eaten))
+
+
+def _order(rng: random.Random) -> tuple[str, str, tuple[str, ...]]:
+    size = rng.choice((3, 4))
+    people = rng.sample(NAMES, size)  # people[0] has the most of the quality
+    relation, ask_max, ask_min = rng.choice(COMPARISONS)
+    facts = [f"{people[i]} is {relation} than {people[i + 1]}." for i in range(size - 1)]
+    rng.shuffle(facts)
+    want_max = rng.random() < 0.5
+    question = " ".join(facts) + " " + (ask_max if want_max else ask_min)
+    return question, people[0] if want_max else people[-1], tuple(sorted(people))
+
+
+_MAKERS: dict[str, Callable[[random.Random], tuple]] = {
+    "arith1": _arith1, "arith2": _arith2, "arith3": _arith3, "order": _order,
+}
+
+
+def check_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    if not kinds:
+        raise UserError(f"synthetic: kinds is empty; expected some of {', '.join(KINDS)}")
+    for k in kinds:
+        if k not in _MAKERS:
+            raise UserError(f"synthetic: unknown kind '{k}'; expected one of {', '.join(KINDS)}")
+    return tuple(kinds)
+
+
+def generate(n: int, *, seed: int = 0, split: Split = "train", kinds: Sequence[str] = KINDS) -> list[Problem]:
+    """``n`` distinct problems of ``split``, kinds in turn (round robin), deterministic in ``seed``."""
+    kinds = check_kinds(kinds)
+    if split not in ("train", "eval"):
+        raise UserError(f"synthetic: split must be 'train' or 'eval', got {split!r}")
+    rng = random.Random(f"genius-synthetic/{split}/{seed}")
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    misses = 0
+    while len(problems) < n:
+        kind = kinds[len(problems) % len(kinds)]
+        made = _MAKERS[kind](rng)
+        question, answer = made[0], made[1]
+        if question in seen or split_of(question) != split:
+            misses += 1
+            # The kinds hold millions of texts; this only trips when n exceeds a kind's range.
+            if misses > 1000 * (n + 10):
+                raise UserError(f"synthetic: cannot draw {n} distinct {split} problems of kinds {', '.join(kinds)}")
+            continue
+        seen.add(question)
+        choices = made[2] if len(made) > 2 else ()
+        problems.append(Problem(id=f"syn-{split}-{seed}-{len(problems)}", kind=kind, question=question,
+                                answer=answer, choices=choices))
+    return problems
+
+
+def write_queries(path: str | Path, problems: Sequence[Problem]) -> Path:
+    """Write problems as unlabeled queries (``id``, ``instruction``; no answer) to a new JSONL file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.unlink(missing_ok=True)
+    with JsonlAppender(tmp, fsync=False) as out:
+        out.write_many({"id": p.id, "instruction": p.question} for p in problems)
+    tmp.replace(path)
+    return path
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_ANSWER_IS = re.compile(r"answer\s+is\s*:?", re.IGNORECASE)
+
+
+def _after_last_answer_is(response: str) -> str | None:
+    marks = list(_ANSWER_IS.finditer(response))
+    return response[marks[-1].end():] if marks else None
+
+
+def extract_number(response: str) -> str | None:
+    """The first number after the last "answer is", else the last number (commas dropped)."""
+    tail = _after_last_answer_is(response)
+    found = _NUMBER.search(tail) if tail is not None else None
+    if found is None:
+        numbers = _NUMBER.findall(response)
+        if not numbers:
+            return None
+        text = numbers[-1]
+    else:
+        text = found.group()
+    text = text.replace(",", "")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def extract_name(response: str, choices: Sequence[str]) -> str | None:
+    """The first choice named after the last "answer is", else the last choice named at all."""
+    def mentions(text: str) -> list[tuple[int, str]]:
+        return sorted((m.start(), c) for c in choices for m in re.finditer(rf"\b{re.escape(c)}\b", text))
+
+    tail = _after_last_answer_is(response)
+    if tail is not None and (found := mentions(tail)):
+        return found[0][1]
+    found = mentions(response)
+    return found[-1][1] if found else None
+
+
+def extract(problem: Problem, response: str) -> str | None:
+    return extract_name(response, problem.choices) if problem.choices else extract_number(response)
+
+
+def is_correct(problem: Problem, response: str) -> bool:
+    return extract(problem, response) == problem.answer
