@@ -1,0 +1,93 @@
+"""The paper's baselines (Table 1) as data builders over the same engine and trainer.
+
+Each builder writes the training data Genius writes, in the schema of ``genius.schema``
+(``pairs.jsonl`` or ``sft.jsonl``), so ``genius train`` / ``genius report`` work unchanged:
+
+========== ========== ========= ======================================================
+method     output     loss      data
+========== ========== ========= ======================================================
+sft        sft.jsonl  sft       the corpus' own responses (supervised)
+spin       pairs      dpo       corpus response vs the model's own (supervised, iterative)
+star       sft.jsonl  sft       rationales agreeing with the majority (restart from base)
+coh        pairs      dpo       self-prompted good vs bad response
+self_rewarding pairs  dpo       best vs worst candidate by the model's own 5-point judging
+scpo       pairs      dpo_nll   most- vs least-voted answer, weight = vote margin / k
+========== ========== ========= ======================================================
+
+``build(method, cfg, queries, engine, out_dir)`` writes one round of data; iterating
+(build -> train -> build with the new model) is ``genius.baselines.iterate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from genius.baselines import coh, scpo, self_rewarding, sft, spin, star
+from genius.baselines.common import BaselineQuery, Process, as_queries, run_builder
+from genius.baselines.config import BaselineConfig
+from genius.engines.base import Engine
+from genius.errors import UserError
+
+__all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "as_queries", "build", "get_builder"]
+
+
+@dataclass(frozen=True)
+class Builder:
+    name: str
+    summary: str
+    output: Literal["pairs", "sft"]
+    """Which file it writes: pairs.jsonl or sft.jsonl."""
+    loss: str
+    """The genius.training loss its data is meant for: sft, dpo or dpo_nll."""
+    supervised: bool
+    """Needs the corpus' responses (a ``response``/``output`` field on every query)."""
+    uses_engine: bool
+    restart_from_base: bool
+    """Iterations fine-tune the base model afresh (STaR) instead of the latest one."""
+    process: Process
+
+
+BUILDERS: dict[str, Builder] = {b.name: b for b in [
+    Builder("sft", "SFT on the corpus' own responses", "sft", "sft", True, False, False, sft.process),
+    Builder("spin", "SPIN: corpus response vs the model's own, DPO", "pairs", "dpo", True, True, False, spin.process),
+    Builder("star", "STaR: majority-agreeing rationales, SFT from the base model", "sft", "sft", False, True, True,
+            star.process),
+    Builder("coh", "CoH: self-prompted good vs bad response, DPO", "pairs", "dpo", False, True, False, coh.process),
+    Builder("self_rewarding", "Self-Rewarding: self-judged best vs worst, DPO", "pairs", "dpo", False, True, False,
+            self_rewarding.process),
+    Builder("scpo", "ScPO: most- vs least-voted answer, weighted DPO + NLL", "pairs", "dpo_nll", False, True, False,
+            scpo.process),
+]}
+
+
+def get_builder(method: str) -> Builder:
+    """The builder of a method name (``-`` and ``_`` are the same: self-rewarding)."""
+    key = method.strip().lower().replace("-", "_")
+    if key not in BUILDERS:
+        raise UserError(f"unknown baseline '{method}': expected one of {', '.join(BUILDERS)}")
+    return BUILDERS[key]
+
+
+def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engine | None, out_dir: Path) -> Path:
+    """Write one round of ``method``'s training data into ``out_dir``; return the data file.
+
+    ``queries``: BaselineQuery objects, or records/objects that ``as_queries`` accepts (the
+    config's system prompt is added to those). ``engine``: the current model (None only for
+    sft). A rerun into the same folder with the same settings resumes.
+    """
+    builder = get_builder(method)
+    items = list(queries)
+    qs = items if all(isinstance(q, BaselineQuery) for q in items) else as_queries(items, cfg.system_prompt)
+    if not qs:
+        raise UserError(f"{builder.name}: no queries given")
+    if builder.supervised:
+        missing = next((q.query_id for q in qs if not (q.response or "").strip()), None)
+        if missing is not None:
+            raise UserError(f"{builder.name} is supervised: query '{missing}' has no corpus response "
+                            "(expected a field 'output' or 'response', e.g. alpaca_cleaned.sft.jsonl)")
+    if builder.uses_engine and engine is None:
+        raise UserError(f"{builder.name} generates with the model: an engine is required")
+    return run_builder(builder.name, builder.output, builder.process, cfg, qs, engine, Path(out_dir))

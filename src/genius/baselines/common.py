@@ -1,0 +1,163 @@
+"""What all baseline builders share: queries, chat prompts, generation, resumable output.
+
+A builder turns a batch of queries into, per query, the training records it keeps (pairs or
+SFT examples, in the schema of ``genius.schema``) and a *detail* record (every sample, score
+and vote, for inspection). ``run_builder`` drives it over all queries with a progress bar,
+writing ``<out>/pairs.jsonl`` or ``<out>/sft.jsonl`` and ``<out>/candidates.jsonl`` one batch
+at a time; a rerun skips the queries whose detail record is already on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genius.baselines.config import BaselineConfig
+from genius.config import diff, to_dict
+from genius.engines.base import Engine, SamplingParams
+from genius.errors import UserError
+from genius.io import JsonlAppender, atomic_write_text, dumps, read_jsonl, read_yaml, write_yaml
+from genius.models import chat_prompt_ids
+from genius.schema import prompt_messages
+
+CANDIDATES = "candidates.jsonl"
+CONFIG_COPY = "baseline.yaml"
+
+
+@dataclass(frozen=True)
+class BaselineQuery:
+    query_id: str
+    messages: list[dict[str, str]]
+    """The query as chat messages (system message included when configured)."""
+    response: str | None = None
+    """The corpus' own response (supervised baselines SFT and SPIN only)."""
+
+
+@dataclass
+class QueryResult:
+    query_id: str
+    records: list[dict]
+    """Training records kept for this query (may be empty: no usable pair)."""
+    detail: dict
+    """Everything sampled and scored for this query (written to candidates.jsonl)."""
+
+
+Process = Callable[[list[BaselineQuery], "Engine | None", BaselineConfig, int], list[QueryResult]]
+
+
+def _get(item: Any, *names: str) -> Any:
+    for name in names:
+        value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def as_query(item: Any, index: int, system_prompt: str | None = None, source: str = "queries") -> BaselineQuery:
+    """A query record or object -> BaselineQuery.
+
+    Accepted fields: id (``query_id`` or ``id``, else ``q<index>``); the query as ``messages`` /
+    ``prompt`` (a string or chat messages) or ``instruction`` [+ ``input``, joined by a blank
+    line]; the corpus response as ``response`` or ``output``.
+    """
+    qid = _get(item, "query_id", "id")
+    prompt = _get(item, "messages", "prompt")
+    if prompt is None:
+        instruction = _get(item, "instruction")
+        if instruction is None:
+            raise UserError(f"{source}: item {index + 1}: expected a field 'prompt', 'messages' or 'instruction'")
+        extra = _get(item, "input")
+        prompt = f"{instruction}\n\n{extra}" if isinstance(extra, str) and extra.strip() else instruction
+    messages = prompt_messages(prompt, source, index + 1)
+    if system_prompt and messages[0]["role"] != "system":
+        messages = [{"role": "system", "content": system_prompt}] + messages
+    response = _get(item, "response", "output")
+    if response is not None and not isinstance(response, str):
+        raise UserError(f"{source}:{index + 1}: field 'response': expected a string")
+    return BaselineQuery(str(qid) if qid is not None else f"q{index}", messages, response)
+
+
+def as_queries(items: Iterable[Any], system_prompt: str | None = None, source: str = "queries") -> list[BaselineQuery]:
+    queries = [as_query(item, i, system_prompt, source) for i, item in enumerate(items)]
+    seen: set[str] = set()
+    for q in queries:
+        if q.query_id in seen:
+            raise UserError(f"{source}: query id '{q.query_id}' appears twice (ids must be unique)")
+        seen.add(q.query_id)
+    return queries
+
+
+def generate(engine: Engine, message_lists: Sequence[list[dict[str, str]]], *, prefix: str, n: int,
+             temperature: float, top_p: float, max_new_tokens: int, seed: int) -> list[list[str]]:
+    """n response texts per chat prompt, each starting with ``prefix`` (the whole assistant turn)."""
+    prompts = [chat_prompt_ids(engine.tokenizer, m, prefix) for m in message_lists]
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
+                            max_new_tokens=max_new_tokens, seed=seed)
+    return [[prefix + c.text for c in outs] for outs in engine.generate(prompts, params)]
+
+
+def sample(engine: Engine, cfg: BaselineConfig, message_lists: Sequence[list[dict[str, str]]], *, n: int,
+           seed: int, prefix: str | None = None) -> list[list[str]]:
+    """n sampled responses per prompt with the config's temperature, top-p and length."""
+    return generate(engine, message_lists, prefix=cfg.assistant_prefix if prefix is None else prefix, n=n,
+                    temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed)
+
+
+def check_config_copy(out_dir: Path, method: str, cfg: BaselineConfig) -> None:
+    """Write ``baseline.yaml``; refuse to resume into a folder built with other settings."""
+    path = out_dir / CONFIG_COPY
+    current = {"method": method, **to_dict(cfg)}
+    if path.is_file():
+        changed = diff(read_yaml(path) or {}, current, ignore=("batch_size",))
+        if changed:
+            raise UserError(f"{path}: this folder was built with other settings ({', '.join(changed)}); "
+                            "use a new --out folder or the same settings to resume")
+        return
+    write_yaml(path, current)
+
+
+def _resume_state(data_path: Path, candidates_path: Path) -> set[str]:
+    """Ids of finished queries; training records of an unfinished query (killed between the two
+    writes) are dropped so that a rerun does not duplicate them."""
+    done = {r["query_id"] for r in read_jsonl(candidates_path, repair=True)} if candidates_path.is_file() else set()
+    if data_path.is_file():
+        records = read_jsonl(data_path, repair=True)
+        kept = [r for r in records if r.get("query_id") in done]
+        if len(kept) != len(records):
+            atomic_write_text(data_path, "".join(dumps(r) + "\n" for r in kept))
+    return done
+
+
+def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig, queries: Sequence[BaselineQuery],
+                engine: Engine | None, out_dir: Path) -> Path:
+    """Run ``process`` over the queries not yet done; return the data file (pairs/sft.jsonl)."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    check_config_copy(out_dir, method, cfg)
+    data_path = out_dir / f"{output}.jsonl"
+    candidates_path = out_dir / CANDIDATES
+    done = _resume_state(data_path, candidates_path)
+    todo = [q for q in queries if q.query_id not in done]
+    position = {q.query_id: i for i, q in enumerate(queries)}
+    written = 0
+    with JsonlAppender(data_path) as data, JsonlAppender(candidates_path) as details, \
+            tqdm(total=len(queries), initial=len(queries) - len(todo), desc=method, unit="query") as bar:
+        for start in range(0, len(todo), cfg.batch_size):
+            batch = todo[start:start + cfg.batch_size]
+            # The seed follows the batch's first query, so a resumed run samples as a fresh one would
+            # wherever its batches line up.
+            seed = cfg.seed * 1_000_003 + position[batch[0].query_id]
+            for result in process(batch, engine, cfg, seed):
+                records = [{"query_id": result.query_id, **r, "method": method} for r in result.records]
+                data.write_many(records)
+                details.write({"query_id": result.query_id, "kept": len(records), **result.detail})
+                written += len(records)
+            bar.update(len(batch))
+    total = sum(1 for _ in read_jsonl(data_path)) if data_path.is_file() else 0
+    print(f"{method}: {total} {'pairs' if output == 'pairs' else 'SFT examples'} from {len(queries)} queries "
+          f"({written} new) -> {data_path}")
+    return data_path

@@ -1,0 +1,127 @@
+"""Label-free answer voting for STaR and ScPO: extract, normalise, cluster, count.
+
+Without gold labels the only signal is agreement between the model's own samples. Each
+response is reduced to an *answer key*:
+
+1. the final answer, when the response states one: the content of the last brace-balanced
+   ``\\boxed{...}``, else the text after the last "answer is" / "answer:" up to the end of
+   that line or sentence (the evaluation task formats: "The answer is: X", ``\\boxed{}``);
+2. otherwise (open-ended instructions such as Alpaca's) the response's final sentence.
+
+Keys are normalised (lower case, LaTeX wrappers, ``$`` and thousands separators removed,
+``5.0`` read as ``5``) and split into word/number tokens. Two keys *agree* when the Jaccard
+similarity of their token sets, |A & B| / |A | B|, is at least a threshold (default 0.5).
+Clustering is greedy in sample order: a key joins the first cluster whose first member
+(its representative) it agrees with, else it starts a new cluster. For short exact answers
+("42" vs "43": Jaccard 0) this is exact-match voting; for sentences it merges paraphrases
+that share most of their words. Empty keys (nothing to vote on) never join a cluster.
+
+This is a small extractor of its own: ``genius.evaluation.extract`` (the benchmark
+extractor) scores against gold answers and was not available when this was written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_LATEX_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|displaystyle)\s*")
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` with balanced braces, or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i = start + len("\\boxed{")
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None  # unbalanced: the response was cut off inside the box
+
+
+def final_answer(text: str) -> str | None:
+    """The stated final answer (boxed, else after the last "answer is"), or None."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    matches = list(_ANSWER_IS.finditer(text))
+    if not matches:
+        return None
+    rest = text[matches[-1].end():]
+    # A period ends the answer only before a space or the end, so "3.5" stays whole.
+    answer = re.split(r"\n|\.(?=\s|$)", rest, maxsplit=1)[0]
+    return answer.strip() or None
+
+
+def final_sentence(text: str) -> str:
+    """The last sentence/line that holds a letter or digit ("" when there is none)."""
+    for piece in reversed(_SENTENCE_END.split(text.strip())):
+        if any(ch.isalnum() for ch in piece):
+            return piece.strip()
+    return ""
+
+
+def normalise_answer(answer: str) -> str:
+    """Lower case; drop LaTeX wrappers, braces, ``$``, thousands separators; ``5.0`` -> ``5``."""
+    s = _LATEX_WRAPPERS.sub("", answer.lower())
+    s = s.replace("$", "").replace("{", "").replace("}", "")
+    s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
+    s = re.sub(r"\b(\d+)\.0+\b", r"\1", s)
+    s = s.strip().rstrip(".").strip()
+    return re.sub(r"\s+", " ", s)
+
+
+def answer_key(text: str) -> str:
+    """The normalised thing a response votes for: its final answer, else its final sentence."""
+    answer = final_answer(text)
+    return normalise_answer(answer if answer is not None else final_sentence(text))
+
+
+def tokens(key: str) -> frozenset[str]:
+    return frozenset(_TOKEN.findall(key))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """|a & b| / |a | b|; 0 when either set is empty (an empty answer agrees with nothing)."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def cluster(keys: Sequence[str], threshold: float = 0.5) -> list[int | None]:
+    """Greedy clustering in order: cluster id per key (None for a key without tokens)."""
+    reps: list[frozenset[str]] = []
+    ids: list[int | None] = []
+    for key in keys:
+        toks = tokens(key)
+        if not toks:
+            ids.append(None)
+            continue
+        for cid, rep in enumerate(reps):
+            if jaccard(toks, rep) >= threshold:
+                ids.append(cid)
+                break
+        else:
+            reps.append(toks)
+            ids.append(len(reps) - 1)
+    return ids
+
+
+def vote_counts(cluster_ids: Sequence[int | None]) -> Counter[int]:
+    """Votes per cluster id (keys without tokens cast no vote)."""
+    return Counter(c for c in cluster_ids if c is not None)
+
+
+def vote(texts: Sequence[str], threshold: float = 0.5) -> list[int | None]:
+    """Cluster id of every response's answer key."""
+    return cluster([answer_key(t) for t in texts], threshold)
