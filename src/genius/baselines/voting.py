@@ -4,20 +4,19 @@ Without gold labels the only signal is agreement between the model's own samples
 response is reduced to an *answer key*:
 
 1. the final answer, when the response states one: the content of the last brace-balanced
-   ``\\boxed{...}``, else the text after the last "answer is" / "answer:" up to the end of
-   that line or sentence (the evaluation task formats: "The answer is: X", ``\\boxed{}``);
+   ``\\boxed{...}``, else the text after the last "answer is" / "Answer:" up to the end of
+   that line or sentence (the formats the evaluation asks for; the boxed and "answer is"
+   finders are genius.evaluation.extract's);
 2. otherwise (open-ended instructions such as Alpaca's) the response's final sentence.
 
-Keys are normalised (lower case, LaTeX wrappers, ``$`` and thousands separators removed,
-``5.0`` read as ``5``) and split into word/number tokens. Two keys *agree* when the Jaccard
-similarity of their token sets, |A & B| / |A | B|, is at least a threshold (default 0.5).
+Keys are normalised (numbers in canonical form through genius.evaluation.extract, so
+``1,000.0`` and ``1000`` agree; other text lower case without LaTeX wrappers and ``$``)
+and split into word/number tokens. Two keys *agree* when the Jaccard similarity of their
+token sets, |A & B| / |A | B|, is at least a threshold (default 0.5).
 Clustering is greedy in sample order: a key joins the first cluster whose first member
 (its representative) it agrees with, else it starts a new cluster. For short exact answers
 ("42" vs "43": Jaccard 0) this is exact-match voting; for sentences it merges paraphrases
 that share most of their words. Empty keys (nothing to vote on) never join a cluster.
-
-This is a small extractor of its own: ``genius.evaluation.extract`` (the benchmark
-extractor) scores against gold answers and was not available when this was written.
 """
 
 from __future__ import annotations
@@ -26,27 +25,11 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*", re.IGNORECASE)
+from genius.evaluation.extract import after_answer_is, format_number, last_boxed, parse_number
+
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
+_TOKEN = re.compile(r"[a-z0-9]+(?:[./][0-9]+)*")  # "3.5" and "1/2" are one token each
 _LATEX_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|displaystyle)\s*")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` with balanced braces, or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i = start + len("\\boxed{")
-    depth = 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None  # unbalanced: the response was cut off inside the box
 
 
 def final_answer(text: str) -> str | None:
@@ -54,10 +37,9 @@ def final_answer(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed
-    matches = list(_ANSWER_IS.finditer(text))
-    if not matches:
+    rest = after_answer_is(text)
+    if rest is None:
         return None
-    rest = text[matches[-1].end():]
     # A period ends the answer only before a space or the end, so "3.5" stays whole.
     answer = re.split(r"\n|\.(?=\s|$)", rest, maxsplit=1)[0]
     return answer.strip() or None
@@ -72,7 +54,11 @@ def final_sentence(text: str) -> str:
 
 
 def normalise_answer(answer: str) -> str:
-    """Lower case; drop LaTeX wrappers, braces, ``$``, thousands separators; ``5.0`` -> ``5``."""
+    """A number in canonical form (``"$1,000.0"`` -> ``1000``, ``"3/6"`` -> ``1/2``); other text
+    lower case without LaTeX wrappers, braces and ``$``, thousands separators removed."""
+    number = parse_number(answer)
+    if number is not None:
+        return format_number(number)
     s = _LATEX_WRAPPERS.sub("", answer.lower())
     s = s.replace("$", "").replace("{", "").replace("}", "")
     s = re.sub(r"(?<=\d),(?=\d{3}\b)", "", s)
