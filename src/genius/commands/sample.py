@@ -1,0 +1,100 @@
+"""Stepwise foresight re-sampling: queries -> foresight trees and preference pairs (trees.jsonl, pairs.jsonl).
+
+Example:
+  genius sample ../shared/data/queries/alpaca_cleaned.queries.jsonl --limit 16 --out runs/s1
+  genius sample queries.jsonl --out runs/s1 --score step_logprob      # w/o foresight (paper Table 3)
+  genius sample queries.jsonl --out runs/s1 --shard 0/2               # shard 0 of 2 (auto under torchrun)
+
+Rerun the same command to resume a killed run. Settings come from --config YAML (keys of
+genius.sampling.SampleConfig), with flags on top. Writes trees.jsonl, pairs.jsonl, stats.json and
+sample_config.yaml into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from genius.commands._common import add_model_arguments
+
+# flag name -> SampleConfig key (flags left unset do not override the config file)
+def _unescaped(text: str) -> str:
+    """Read backslash escapes typed on the command line: --delimiter '\n' means a newline."""
+    return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
+
+
+CONFIG_FLAGS = {
+    "beams": int, "candidates": int, "steps": int, "tau": float, "step_temperature": float,
+    "rollout_temperature": float, "top_p": float, "delimiter": _unescaped, "assistant_prefix": _unescaped,
+    "max_step_tokens": int, "max_rollout_tokens": int, "seed": int, "batch_sequences": int,
+}
+CHOICE_FLAGS = {"score": ("foresight", "step_logprob"), "selection": ("sample", "greedy"),
+                "negatives": ("auto", "categorical", "uniform", "lowest")}
+
+
+def add_query_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of genius.queries.load_queries (shared with the commands that read query files)."""
+    p.add_argument("queries", help="a .jsonl/.json/.csv file of queries, or a hub dataset id (online)")
+    p.add_argument("--field", default=None, help="the record field holding the query when ambiguous "
+                   "(default: instruction [+ input], prompt or question)")
+    p.add_argument("--split", default="train", help="split of a hub dataset (default: train)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N queries (after --shuffle)")
+    p.add_argument("--shuffle", action="store_true", help="shuffle the queries with --query-seed first")
+    p.add_argument("--query-seed", type=int, default=0, help="seed of --shuffle (default: 0)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip (and count) malformed records instead of stopping")
+    p.add_argument("--max-query-chars", type=int, default=8000, help="longer queries are skipped or truncated (default: 8000)")
+    p.add_argument("--overlong", choices=["skip", "truncate"], default="skip", help="what to do with over-long queries")
+    p.add_argument("--system", default=None, help="optional system message put before every query")
+
+
+def load_queries_from_args(args: argparse.Namespace):
+    from genius.queries import load_queries
+
+    return load_queries(args.queries, field=args.field, limit=args.limit, shuffle=args.shuffle, seed=args.query_seed,
+                        skip_invalid=args.skip_invalid, max_chars=args.max_query_chars, overlong=args.overlong,
+                        system=args.system, split=args.split)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_query_arguments(p)
+    p.add_argument("--out", required=True, help="run directory (created; an existing one is resumed)")
+    p.add_argument("--config", default=None, help="YAML file of SampleConfig settings")
+    for name, tp in CONFIG_FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), type=tp, default=None,
+                       help=f"SampleConfig.{name} (see genius.sampling.config)")
+    for name, choices in CHOICE_FLAGS.items():
+        p.add_argument("--" + name, choices=choices, default=None, help=f"SampleConfig.{name}")
+    p.add_argument("--end-marker", action="append", default=None, dest="end_markers",
+                   help="a string that ends a response like EOS (repeatable)")
+    p.add_argument("--shard", default=None, help="i/n: run shard i of n (default: RANK/WORLD_SIZE under torchrun)")
+    p.add_argument("--force", action="store_true", help="resume even though the settings changed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from genius import config as configlib
+    from genius.commands._common import engine_from_args
+    from genius.sampling import SampleConfig, parse_shard, run_sample
+
+    overrides = {k: getattr(args, k) for k in [*CONFIG_FLAGS, *CHOICE_FLAGS, "end_markers"]}
+    cfg = configlib.load(SampleConfig, args.config, overrides)  # validated: bad settings stop here
+    shard = parse_shard(args.shard)
+    queries = load_queries_from_args(args)
+    if not queries.queries:
+        from genius.errors import UserError
+
+        raise UserError(f"{args.queries}: no usable queries ({dict(queries.counts)})")
+    if args.device == "auto" and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():
+            args.device = f"cuda:{os.environ['LOCAL_RANK']}"
+    engine = engine_from_args(args)
+    stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard, progress=not args.no_progress)
+    skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
+    print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "
+          f"{stats['queries_resumed']} resumed{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "
+          f"{stats['generated_tokens']} tokens in {stats['seconds']:.1f}s ({stats['tokens_per_s']:.0f} tok/s, "
+          f"{stats['queries_per_min']:.1f} queries/min)")
+    return 0

@@ -1,0 +1,87 @@
+"""Settings of stepwise foresight re-sampling (METHOD.md sections 2, 3 and 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from genius.errors import UserError
+
+# Settings that change how fast a run goes but not what it computes: a resumed run may change them.
+RUNTIME_KEYS = ("batch_sequences",)
+
+
+@dataclass
+class SampleConfig:
+    beams: int = 2
+    """M: beams kept per step."""
+    candidates: int = 4
+    """N: candidate steps sampled per beam (M*N from the root at the first step)."""
+    steps: int = 4
+    """K: foresight steps; each yields at most one preference pair."""
+    tau: float = 0.1
+    """Temperature of the re-sampling distribution softmax(score / tau) (paper Eqs. 2-5)."""
+    step_temperature: float = 0.6
+    """Sampling temperature of candidate steps."""
+    rollout_temperature: float = 0.6
+    """Sampling temperature of foresight rollouts: 0.6 in the paper, 1.0 in the reference code."""
+    top_p: float = 1.0
+    """Nucleus mass for steps and rollouts."""
+    delimiter: str = "\n"
+    """A step ends at the token that completes this string. Steps that hold nothing but whitespace
+    (a bare blank line) are merged into the following text instead of counting as a step."""
+    assistant_prefix: str = "The reasoning steps are:\n\n"
+    """Text the assistant turn starts with; part of every chosen/rejected response."""
+    end_markers: list[str] = field(default_factory=list)
+    """Strings that end a response like EOS does (e.g. "<end_of_reasoning>"); empty = EOS only."""
+    max_step_tokens: int = 256
+    """Longest candidate step in tokens (a longer one is cut and still counts as a step)."""
+    max_rollout_tokens: int = 1024
+    """Token budget of a foresight rollout."""
+    score: Literal["foresight", "step_logprob"] = "foresight"
+    """foresight: f = mean log-prob of the rollout (paper Eq. 1); step_logprob: no rollouts,
+    candidates are scored by their own mean step log-prob (paper Table 3, w/o foresight)."""
+    selection: Literal["sample", "greedy"] = "sample"
+    """sample: draw M distinct beams from softmax(score / tau) (paper); greedy: keep the top M
+    (paper Table 3, w/o sampling)."""
+    negatives: Literal["auto", "categorical", "uniform", "lowest"] = "auto"
+    """The rejected response of a pair among the candidates left after the chosen (highest score)
+    one: categorical from softmax(score / tau) (paper Eq. 5), uniform (reference code), lowest
+    score. auto = categorical with selection sample, lowest with selection greedy (the paper's
+    w/o sampling ablation)."""
+    seed: int = 0
+    """Seeds the engine calls and, with the query id and step, every beam and negative draw."""
+    batch_sequences: int = 64
+    """Sequences per engine call: queries advance in lockstep until their candidates fill this."""
+
+    @property
+    def negative_rule(self) -> str:
+        if self.negatives != "auto":
+            return self.negatives
+        return "lowest" if self.selection == "greedy" else "categorical"
+
+    @property
+    def first_step_candidates(self) -> int:
+        return self.beams * self.candidates
+
+    def validate(self) -> None:
+        for name in ("beams", "candidates", "steps", "max_step_tokens", "max_rollout_tokens"):
+            if getattr(self, name) < 1:
+                raise UserError(f"sample config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.beams * self.candidates < 2:
+            raise UserError(f"sample config: beams * candidates = {self.beams * self.candidates}: "
+                            "a step needs at least 2 candidates to make a pair")
+        if not self.tau > 0:
+            raise UserError(f"sample config: tau must be > 0, got {self.tau}")
+        for name in ("step_temperature", "rollout_temperature"):
+            if getattr(self, name) < 0:
+                raise UserError(f"sample config: {name} must be >= 0 (0 = greedy), got {getattr(self, name)}")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"sample config: top_p must be in (0, 1], got {self.top_p}")
+        if not self.delimiter:
+            raise UserError("sample config: delimiter must be a non-empty string such as \"\\n\"")
+        if any(not m for m in self.end_markers):
+            raise UserError("sample config: end_markers must be non-empty strings")
+        if self.batch_sequences < self.first_step_candidates:
+            raise UserError(f"sample config: batch_sequences ({self.batch_sequences}) must hold at least one "
+                            f"query's candidates (beams * candidates = {self.first_step_candidates})")
