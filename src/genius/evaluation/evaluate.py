@@ -1,0 +1,222 @@
+"""The batched evaluation runner: tasks -> prompts -> engine.generate -> extraction -> metrics.
+
+Output folder::
+
+    out_dir/config.yaml              the EvalConfig of the run
+    out_dir/<task>/samples.jsonl     one line per item: id, question, gold, response, extracted,
+                                     correct, tokens (+ all samples, majority answer when samples > 1)
+    out_dir/<task>/metrics.json      accuracy, 95% interval, n, n_no_answer, mean tokens, seconds
+    out_dir/results.md               markdown table over the tasks of the run
+
+Items already in samples.jsonl are skipped, so a killed run resumes where it stopped; settings
+that change the answers (model, preset, sampling) must match the folder's config.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from genius import config as config_io
+from genius.engines.base import Completion, Engine, SamplingParams
+from genius.errors import UserError
+from genius.evaluation.prompts import build_messages, get_preset
+from genius.evaluation.report import results_table
+from genius.evaluation.stats import majority_vote, mean_interval, pass_at_k, wilson_interval
+from genius.evaluation.tasks import Item, Task, get_task
+from genius.io import JsonlAppender, atomic_write_text, read_jsonl, read_yaml, write_json
+from genius.models import DEFAULT_MODEL, chat_prompt_ids
+
+# Settings that change what the model answers: a resumed run must not mix two of them.
+ANSWER_SETTINGS = ("model", "preset", "samples", "temperature", "top_p", "max_new_tokens", "seed")
+
+
+@dataclass
+class EvalConfig:
+    model: str = DEFAULT_MODEL
+    """Model spec: embedded name, local HF folder or hub id."""
+    tasks: list[str] = field(default_factory=lambda: ["gsm8k"])
+    """Task names (see ``genius eval --help`` for the list)."""
+    limit: int | None = None
+    """Evaluate only the first N items of each task (None: all)."""
+    samples: int = 1
+    """Responses per item. 1: greedy accuracy; n > 1: sampled accuracy, maj@n and pass@n."""
+    temperature: float | None = None
+    """Sampling temperature; None: 0 (greedy) for samples = 1, else 0.6 (the paper's)."""
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    """Token budget of each response; a response cut here usually has no answer."""
+    preset: str = "paper"
+    """Prompt protocol: paper, code (the reference code's shots) or zero-shot."""
+    data_dir: Path | None = None
+    """Folder with one subfolder per task in the official formats (like shared/data/bench); None:
+    load each task from its hub id (online only)."""
+    seed: int = 0
+    """Seed of sampling and of generated tasks."""
+    batch_size: int = 64
+    """Items per engine.generate call."""
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    """Allow model code from the model folder / hub (it runs foreign code)."""
+
+    def validate(self) -> None:
+        if not self.tasks:
+            raise UserError("eval: no tasks given")
+        for name in self.tasks:
+            get_task(name)
+        get_preset(self.preset)
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"eval: limit must be >= 1, got {self.limit}")
+        if self.samples < 1:
+            raise UserError(f"eval: samples must be >= 1, got {self.samples}")
+        if self.batch_size < 1:
+            raise UserError(f"eval: batch_size must be >= 1, got {self.batch_size}")
+        SamplingParams(n=self.samples, temperature=self.sampling_temperature, top_p=self.top_p,
+                       max_new_tokens=self.max_new_tokens).validate()
+
+    @property
+    def sampling_temperature(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        return 0.0 if self.samples == 1 else 0.6
+
+
+def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None) -> dict[str, dict]:
+    """Evaluate every task of ``cfg``; return task -> metrics (also written under ``out_dir``)."""
+    cfg.validate()
+    out_dir = Path(out_dir)
+    tasks = [get_task(name) for name in cfg.tasks]
+    _check_resume(cfg, out_dir)
+    # Load all data before the model so that a bad file fails in a second, not after the load.
+    items = {t.name: _load_items(t, cfg) for t in tasks}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_io.save(cfg, out_dir / "config.yaml")
+    if engine is None:
+        from genius.engines import make_engine
+
+        engine = make_engine(cfg.model, dtype=cfg.dtype, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    results: dict[str, dict] = {}
+    for task in tasks:
+        results[task.name] = evaluate_task(task, items[task.name], engine, cfg, out_dir / task.name)
+        m = results[task.name]
+        print(f"{task.name}: accuracy {100 * m['accuracy']:.1f}% "
+              f"[{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
+              f"{m['n_no_answer']} without an answer, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")
+    atomic_write_text(out_dir / "results.md", results_table(results, title=f"{cfg.model} ({cfg.preset})"))
+    return results
+
+
+def _check_resume(cfg: EvalConfig, out_dir: Path) -> None:
+    path = out_dir / "config.yaml"
+    if not path.is_file():
+        return
+    old = read_yaml(path) or {}
+    new = config_io.to_dict(cfg)
+    changed = config_io.diff({k: old.get(k) for k in ANSWER_SETTINGS}, {k: new.get(k) for k in ANSWER_SETTINGS})
+    if changed:
+        detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise UserError(f"{path}: this folder holds a run with other settings ({detail}); "
+                        "use another --out, or the same settings to resume")
+
+
+def _load_items(task: Task, cfg: EvalConfig) -> list[Item]:
+    source = Path(cfg.data_dir) / task.data_folder if cfg.data_dir is not None else None
+    items = task.load(source, limit=cfg.limit, seed=cfg.seed)
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise UserError(f"task {task.name}: item id {dup!r} appears twice; ids must be unique to resume")
+    return items
+
+
+def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig, task_dir: Path) -> dict:
+    """Generate for the items not yet in ``task_dir/samples.jsonl``, then write metrics.json."""
+    preset = get_preset(cfg.preset)
+    samples_path = task_dir / "samples.jsonl"
+    done = {r["id"] for r in read_jsonl(samples_path, repair=True)} if samples_path.is_file() else set()
+    todo = [it for it in items if it.id not in done]
+    params = SamplingParams(n=cfg.samples, temperature=cfg.sampling_temperature, top_p=cfg.top_p,
+                            max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
+    with JsonlAppender(samples_path) as out, tqdm(total=len(items), initial=len(items) - len(todo), unit="item",
+                                                  desc=task.name, disable=os.environ.get("GENIUS_NO_PROGRESS") == "1") as bar:
+        for start in range(0, len(todo), cfg.batch_size):
+            chunk = todo[start:start + cfg.batch_size]
+            prompts = [chat_prompt_ids(engine.tokenizer, build_messages(task, it, preset)) for it in chunk]
+            # A prompt that fills the context leaves no room for an answer: it is scored as
+            # unanswered (and counted) instead of stopping the run.
+            fits = [k for k, p in enumerate(prompts) if len(p) < engine.max_context]
+            outputs: list[list[Completion]] = [[_too_long(len(p))] * cfg.samples for p in prompts]
+            t0 = time.perf_counter()
+            if fits:
+                for k, comps in zip(fits, engine.generate([prompts[k] for k in fits], params)):
+                    outputs[k] = comps
+            share = (time.perf_counter() - t0) / len(chunk)
+            out.write_many(score_item(task, it, comps, share) for it, comps in zip(chunk, outputs))
+            bar.update(len(chunk))
+    wanted = {it.id for it in items}
+    records = [r for r in read_jsonl(samples_path) if r["id"] in wanted]
+    metrics = {"task": task.name, **task_metrics(records, cfg.samples)}
+    write_json(task_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _too_long(prompt_tokens: int) -> Completion:
+    return Completion(text="", token_ids=[], logprobs=[], finish_reason="length", stop_string="prompt_too_long",
+                      prompt_tokens=prompt_tokens)
+
+
+def score_item(task: Task, item: Item, completions: list[Completion], seconds: float) -> dict[str, Any]:
+    """One samples.jsonl record: the first response at the top level, all of them under
+    ``samples`` (with the majority answer) when there are several."""
+    scored = []
+    for c in completions:
+        extracted = task.extract(c.text, item)
+        scored.append({"response": c.text, "extracted": extracted, "correct": bool(task.check(extracted, item)),
+                       "tokens": len(c.token_ids),
+                       "finish_reason": "prompt_too_long" if c.stop_string == "prompt_too_long" else c.finish_reason})
+    record: dict[str, Any] = {"id": item.id, "question": item.question, "gold": item.gold, **scored[0],
+                              "seconds": seconds}
+    if item.meta:
+        record["meta"] = dict(item.meta)
+    if len(scored) > 1:
+        rep = majority_vote([s["extracted"] for s in scored], task.same)
+        record["samples"] = scored
+        record["majority"] = scored[rep]["extracted"] if rep is not None else None
+        record["majority_correct"] = scored[rep]["correct"] if rep is not None else False
+        record["n_correct"] = sum(s["correct"] for s in scored)
+    return record
+
+
+def task_metrics(records: list[dict], samples: int) -> dict[str, Any]:
+    """Accuracy with a 95% interval and the counts, from samples.jsonl records (pure)."""
+    n = len(records)
+    per_item = [r.get("samples") or [r] for r in records]
+    flat = [s for group in per_item for s in group]
+    metrics: dict[str, Any] = {"n": n, "samples": samples}
+    if samples == 1:
+        k = sum(bool(r["correct"]) for r in records)
+        metrics.update(accuracy=k / n if n else 0.0, n_correct=k, ci95=list(wilson_interval(k, n)), ci_method="wilson")
+    else:
+        scores = [sum(bool(s["correct"]) for s in g) / len(g) for g in per_item]
+        maj = sum(bool(r.get("majority_correct")) for r in records)
+        metrics.update(
+            accuracy=sum(scores) / n if n else 0.0, ci95=list(mean_interval(scores)), ci_method="normal over items",
+            **{f"maj@{samples}": maj / n if n else 0.0, f"maj@{samples}_ci95": list(wilson_interval(maj, n)),
+               f"pass@{samples}": (sum(pass_at_k(len(g), sum(bool(s["correct"]) for s in g), len(g))
+                                       for g in per_item) / n) if n else 0.0})
+    seconds = sum(float(r.get("seconds") or 0.0) for r in records)
+    metrics.update(
+        n_no_answer=sum(s["extracted"] is None for s in flat),
+        n_truncated=sum(s.get("finish_reason") == "length" for s in flat),
+        n_prompt_too_long=sum(s.get("finish_reason") == "prompt_too_long" for s in flat),
+        mean_tokens=sum(s["tokens"] for s in flat) / len(flat) if flat else 0.0,
+        seconds=seconds,
+        items_per_s=n / seconds if seconds > 0 else None,
+    )
+    return metrics

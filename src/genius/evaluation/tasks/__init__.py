@@ -1,0 +1,14 @@
+"""Benchmark tasks: one module per benchmark, all registered here (``list_tasks()``).
+
+Other code adds a task with ``register_task(Task(...))``; a task whose items come from a
+generator function (``Task(generate=...)``) needs no data file.
+"""
+
+from genius.evaluation.tasks import aime24, arc_challenge, gpqa, gsm8k, logiqa, math, reclor, strategyqa, synthetic
+from genius.evaluation.tasks.base import AnswerType, HubSource, Item, Task, get_task, list_tasks, register_task
+
+for _task in (gsm8k.TASK, math.MATH, math.MATH500, reclor.TASK, logiqa.TASK, strategyqa.TASK, gpqa.GPQA_DIAMOND,
+              gpqa.GPQA_MAIN, arc_challenge.TASK, aime24.TASK, synthetic.TASK):
+    register_task(_task)
+
+__all__ = ["AnswerType", "HubSource", "Item", "Task", "get_task", "list_tasks", "register_task"]
