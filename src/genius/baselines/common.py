@@ -18,7 +18,7 @@ from genius.baselines.config import BaselineConfig
 from genius.config import diff, to_dict
 from genius.engines.base import Engine, SamplingParams
 from genius.errors import UserError
-from genius.io import JsonlAppender, atomic_write_text, dumps, read_jsonl, read_yaml, write_yaml
+from genius.io import JsonlAppender, atomic_write_text, dumps, iter_jsonl, read_jsonl, read_yaml, write_yaml
 from genius.models import chat_prompt_ids
 from genius.schema import prompt_messages
 
@@ -87,6 +87,32 @@ def as_queries(items: Iterable[Any], system_prompt: str | None = None, source: s
             raise UserError(f"{source}: query id '{q.query_id}' appears twice (ids must be unique)")
         seen.add(q.query_id)
     return queries
+
+
+def load_baseline_queries(source: str | Path, *, supervised: bool, limit: int | None = None,
+                          field: str | None = None, system: str | None = None) -> list[BaselineQuery]:
+    """Queries through genius.queries.load_queries (the same ids and text as Genius); for the
+    supervised baselines each also gets its corpus response (``output`` or ``response``)."""
+    from genius.queries import load_queries
+
+    qset = load_queries(source, field=field, limit=limit, system=system)
+    responses = corpus_responses(Path(source)) if supervised else {}
+    return [BaselineQuery(q.id, q.messages, responses.get(q.id)) for q in qset]
+
+
+def corpus_responses(path: Path) -> dict[str, str]:
+    """query id -> corpus response of a JSONL corpus, ids as genius.queries gives them (the
+    record's ``id``/``uuid``, else ``<file stem>-<line>``)."""
+    if path.suffix.lower() not in (".jsonl", ".ndjson") or not path.is_file():
+        raise UserError(f"{path}: the supervised baselines read the corpus responses from a JSONL file "
+                        "with an 'output' (or 'response') field")
+    responses = {}
+    for lineno, record in iter_jsonl(path):
+        qid = next((str(record[k]) for k in ("id", "uuid") if record.get(k) not in (None, "")), f"{path.stem}-{lineno}")
+        value = record.get("output", record.get("response"))
+        if isinstance(value, str):
+            responses[qid] = value
+    return responses
 
 
 def generate(engine: Engine, message_lists: Sequence[list[dict[str, str]]], *, prefix: str, n: int,

@@ -54,7 +54,7 @@ def final_sentence(text: str) -> str:
 
 
 def normalise_answer(answer: str) -> str:
-    """A number in canonical form (``"$1,000.0"`` -> ``1000``, ``"3/6"`` -> ``1/2``); other text
+    """A number in canonical form (``"$1,000.0"`` -> ``1000``, ``"3/6"`` -> ``0.5``); other text
     lower case without LaTeX wrappers, braces and ``$``, thousands separators removed."""
     number = parse_number(answer)
     if number is not None:
@@ -74,7 +74,7 @@ def answer_key(text: str) -> str:
 
 
 def tokens(key: str) -> frozenset[str]:
-    return frozenset(_TOKEN.findall(key))
+    return frozenset(_TOKEN.findall(key.lower()))
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
