@@ -55,7 +55,8 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     samples = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
     results = []
     for q, texts in zip(batch, samples):
-        clusters = vote(texts, cfg.vote_threshold)
+        # Vote on what the model wrote: the shared assistant prefix would read as a final sentence.
+        clusters = vote([t[len(cfg.assistant_prefix):] for t in texts], cfg.vote_threshold)
         choice = scpo_select(clusters, cfg.scpo_min_votes, rng)
         records = []
         if choice is not None:

@@ -47,7 +47,8 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     samples = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
     results = []
     for q, texts in zip(batch, samples):
-        clusters = vote(texts, cfg.vote_threshold)
+        # Vote on what the model wrote: the shared assistant prefix would read as a final sentence.
+        clusters = vote([t[len(cfg.assistant_prefix):] for t in texts], cfg.vote_threshold)
         kept = star_select(texts, clusters, cfg.star_min_votes)
         records = [{"prompt": q.messages, "response": texts[i], "weight": 1.0} for i in kept]
         results.append(QueryResult(q.query_id, records, {"samples": texts, "clusters": clusters, "kept_indices": kept}))

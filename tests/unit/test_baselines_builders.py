@@ -1,0 +1,189 @@
+"""Builders end to end over a scripted engine (no model): wiring, files, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from genius.baselines import BaselineConfig, BaselineQuery, as_queries, build
+from genius.baselines.common import load_baseline_queries
+from genius.baselines.iterate import TrainRequest, iteration_models, run_iterations
+from genius.baselines import get_builder
+from genius.engines.base import Completion, SamplingParams
+from genius.errors import UserError
+from genius.io import read_jsonl
+from genius.schema import check_pair, check_sft
+
+PREFIX = BaselineConfig().assistant_prefix
+
+
+class ScriptedEngine:
+    """An Engine whose replies are a function of the decoded prompt; records every call."""
+
+    def __init__(self, reply: Callable[[str, int], list[str]]):
+        from genius.tiny import byte_tokenizer
+
+        self.tokenizer = byte_tokenizer()
+        self.reply = reply
+        self.calls: list[SamplingParams] = []
+
+    @property
+    def max_context(self) -> int:
+        return 1 << 20
+
+    def generate(self, prompts, params: SamplingParams) -> list[list[Completion]]:
+        self.calls.append(params)
+        outs = []
+        for p in prompts:
+            texts = self.reply(self.tokenizer.decode(p), params.n)
+            assert len(texts) == params.n
+            outs.append([Completion(t, [], [], "eos") for t in texts])
+        return outs
+
+    def logprobs(self, prompts, completions):
+        raise AssertionError("builders never need teacher-forced log-probs")
+
+
+def queries(n: int = 2, response: str | None = None) -> list[BaselineQuery]:
+    return [BaselineQuery(f"q{i}", [{"role": "user", "content": f"question {i}"}], response) for i in range(n)]
+
+
+def test_scpo_writes_a_weighted_pair_of_most_and_least_voted(tmp_path: Path) -> None:
+    # k = 4 answers 4, 4, 5 and one without any token: votes {4: 2, 5: 1}, weight (2 - 1) / 4 = 0.25
+    engine = ScriptedEngine(lambda prompt, n: ["The answer is 4.", "So the answer is 4.", "The answer is 5.", "..."])
+    path = build("scpo", BaselineConfig(k=4), queries(1), engine, tmp_path)
+    [pair] = read_jsonl(path)
+    check_pair(pair)
+    assert pair["chosen"] in (PREFIX + "The answer is 4.", PREFIX + "So the answer is 4.")
+    assert pair["rejected"] == PREFIX + "The answer is 5."
+    assert (pair["weight"], pair["votes_w"], pair["votes_l"], pair["method"]) == (0.25, 2, 1, "scpo")
+
+
+def test_self_rewarding_pairs_the_best_and_worst_judged_candidates(tmp_path: Path) -> None:
+    scores = {"alpha": ["Score: 2", "Score: 3"], "beta": ["Score: 5", "Score: 4"], "gamma": ["Score: 1", "bad"]}
+
+    def reply(prompt: str, n: int) -> list[str]:
+        judged = re.search(r"<response>.*?(alpha|beta|gamma)</response>", prompt, re.S)
+        if judged:  # a judge prompt: the additive 5-point text wraps the candidate
+            assert "additive 5-point scoring system" in prompt
+            return scores[judged.group(1)][:n]
+        return ["alpha", "beta", "gamma"]
+
+    engine = ScriptedEngine(reply)
+    cfg = BaselineConfig(k=3, judge_samples=2)
+    [pair] = read_jsonl(build("self_rewarding", cfg, queries(1), engine, tmp_path))
+    # means: alpha 2.5, beta 4.5, gamma 1 (the unparsable judgement is ignored)
+    assert (pair["chosen"], pair["rejected"]) == (PREFIX + "beta", PREFIX + "gamma")
+    assert (pair["score_w"], pair["score_l"]) == (4.5, 1.0)
+    assert engine.calls[1].n == 2 and engine.calls[1].temperature == cfg.judge_temperature
+
+
+def test_coh_trains_the_self_prompted_pair_on_the_original_query(tmp_path: Path) -> None:
+    engine = ScriptedEngine(lambda prompt, n: ["fine answer" if "good response" in prompt else "poor answer"])
+    [pair] = read_jsonl(build("coh", BaselineConfig(), queries(1), engine, tmp_path))
+    assert pair["prompt"] == [{"role": "user", "content": "question 0"}]
+    assert (pair["chosen"], pair["rejected"]) == (PREFIX + "fine answer", PREFIX + "poor answer")
+
+
+def test_star_keeps_majority_rationales_as_sft_examples(tmp_path: Path) -> None:
+    engine = ScriptedEngine(lambda prompt, n: ["a. The answer is 7.", "b. The answer is 7.", "c. The answer is 8."])
+    records = read_jsonl(build("star", BaselineConfig(k=3), queries(1), engine, tmp_path))
+    for r in records:
+        check_sft(r)
+    assert [r["response"] for r in records] == [PREFIX + "a. The answer is 7.", PREFIX + "b. The answer is 7."]
+
+
+def test_spin_rejects_the_greedy_own_response_without_prefix(tmp_path: Path) -> None:
+    engine = ScriptedEngine(lambda prompt, n: ["my own words"])
+    [pair] = read_jsonl(build("spin", BaselineConfig(), queries(1, response="corpus words"), engine, tmp_path))
+    assert (pair["chosen"], pair["rejected"]) == ("corpus words", "my own words")
+    assert engine.calls[0].temperature == 0.0
+
+
+def test_supervised_baselines_need_corpus_responses(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="query 'q0' has no corpus response"):
+        build("sft", BaselineConfig(), queries(1), None, tmp_path)
+    with pytest.raises(UserError, match="unknown baseline 'dpo'"):
+        build("dpo", BaselineConfig(), queries(1), None, tmp_path)
+
+
+def test_a_killed_build_resumes_without_duplicates(tmp_path: Path) -> None:
+    qs = queries(3, response="resp")
+    cfg = BaselineConfig(batch_size=1)
+    path = build("sft", cfg, qs, None, tmp_path)
+    # Simulate a kill after q2's record was written but before its candidates line, plus a torn line.
+    cand = tmp_path / "candidates.jsonl"
+    cand.write_text("".join(cand.read_text().splitlines(keepends=True)[:2]))
+    with path.open("a") as f:
+        f.write('{"query_id": "q2", "prom')
+    build("sft", cfg, qs, None, tmp_path)
+    assert [r["query_id"] for r in read_jsonl(path)] == ["q0", "q1", "q2"]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
+    build("sft", BaselineConfig(), queries(1, response="r"), None, tmp_path)
+    with pytest.raises(UserError, match=r"other settings \(k\)"):
+        build("sft", BaselineConfig(k=5), queries(1, response="r"), None, tmp_path)
+
+
+def test_as_queries_accepts_records_and_query_objects() -> None:
+    from genius.queries import Query
+
+    [a, b] = as_queries([{"instruction": "Do X", "input": "data", "output": "done"},
+                         Query(id="z", messages=[{"role": "user", "content": "Y?"}], index=0)], system_prompt="Be brief.")
+    assert a == BaselineQuery("q0", [{"role": "system", "content": "Be brief."},
+                                     {"role": "user", "content": "Do X\n\ndata"}], "done")
+    assert b.query_id == "z" and b.messages[-1]["content"] == "Y?" and b.response is None
+    with pytest.raises(UserError, match="'a' appears twice"):
+        as_queries([{"id": "a", "prompt": "p"}, {"id": "a", "prompt": "q"}])
+
+
+def test_corpus_responses_join_queries_by_their_ids(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"instruction": "A?", "output": "a"}) + "\n\n"
+                      + json.dumps({"instruction": "B?", "input": "", "output": "b"}) + "\n")
+    qs = load_baseline_queries(corpus, supervised=True)
+    assert [(q.query_id, q.messages[-1]["content"], q.response) for q in qs] == [("corpus-1", "A?", "a"),
+                                                                                 ("corpus-3", "B?", "b")]
+
+
+# ------------------------------------------------------------------------------------ iterations
+def test_iteration_models_star_restarts_from_base_others_continue() -> None:
+    assert iteration_models(get_builder("star"), "base", "m1") == ("base", None)
+    assert iteration_models(get_builder("spin"), "base", "m1") == ("m1", "m1")
+    assert iteration_models(get_builder("scpo"), "base", "m1") == ("m1", "m1")
+
+
+def test_run_iterations_alternates_build_and_train_and_resumes(tmp_path: Path) -> None:
+    made: list[str] = []
+    requests: list[TrainRequest] = []
+
+    def make_engine(spec: str) -> ScriptedEngine:
+        made.append(spec)
+        return ScriptedEngine(lambda prompt, n: ["The answer is 1.", "The answer is 1.", "The answer is 2."][:n])
+
+    def train(req: TrainRequest) -> str:
+        requests.append(req)
+        return f"model-{len(requests)}"
+
+    cfg = BaselineConfig(k=3)
+    final = run_iterations("scpo", cfg, queries(1), base_model="base", iterations=2, out_dir=tmp_path,
+                           make_engine=make_engine, train=train)
+    assert final == "model-2" and made == ["base", "model-1"]
+    assert [(r.model, r.reference, r.loss) for r in requests] == [("base", "base", "dpo_nll"),
+                                                                   ("model-1", "model-1", "dpo_nll")]
+    assert requests[1].data == tmp_path / "iter2" / "pairs.jsonl"
+    # A rerun finds both iterations done: nothing is built or trained again.
+    again = run_iterations("scpo", cfg, queries(1), base_model="base", iterations=2, out_dir=tmp_path,
+                           make_engine=make_engine, train=train)
+    assert again == "model-2" and len(requests) == 2 and len(made) == 2
+
+
+def test_run_iterations_refuses_repeating_fixed_corpus_sft(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="iterations must be 1"):
+        run_iterations("sft", BaselineConfig(), queries(1, "r"), base_model="b", iterations=2, out_dir=tmp_path,
+                       make_engine=lambda s: None, train=lambda r: "m")
