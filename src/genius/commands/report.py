@@ -1,0 +1,40 @@
+"""Write a run's report, or put several runs side by side: genius report RUN [RUN...].
+
+One run: (re)writes RUN/report.md and RUN/plots/*.png and prints the accuracy table.
+Several runs: prints one table, a row per run (trained accuracy per task and the mean, the
+shared base model first), e.g. Genius vs its ablations vs other losses (paper Tables 3 and 4);
+--out FILE also writes it as markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("runs", nargs="+", type=Path, help="run directories of genius run")
+    p.add_argument("--out", type=Path, default=None, help="also write the table (markdown) to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    from genius import report
+    from genius.errors import UserError
+    from genius.io import atomic_write_text
+
+    for run_dir in args.runs:
+        if not run_dir.is_dir():
+            raise UserError(f"{run_dir}: no such run directory")
+    if len(args.runs) == 1:
+        report.build_report(args.runs[0])
+        base, trained = report.final_points(report.eval_points(args.runs[0]))
+        table = report.accuracy_table(base, trained)
+        print(f"report: {args.runs[0] / 'report.md'}")
+    else:
+        for run_dir in args.runs:
+            report.build_report(run_dir)
+        table = report.runs_table(args.runs)
+    print(table)
+    if args.out:
+        atomic_write_text(args.out, table)
+    return 0

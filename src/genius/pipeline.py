@@ -1,0 +1,368 @@
+"""``genius run``: queries -> sample -> pairs -> train -> evaluate base and trained, in one run dir.
+
+Layout of a run directory (every arrow of the design is a file here)::
+
+    config.yaml                 the pipeline config as run (a changed config is refused on rerun)
+    queries/queries.jsonl       the unlabeled queries of every round
+    eval/base/                  evaluation of the starting model
+    round1/sample/              trees.jsonl, pairs.jsonl, stats.json (the method's training data)
+    round1/train/               checkpoints, train_log.jsonl
+    round1/eval/                evaluation of the round's trained model
+    round1/eval-step20/ ...     with eval_every: evaluations of intermediate checkpoints
+    report.md, plots/           written at the end (genius.report)
+
+Every stage writes ``DONE.json`` into its folder when it has finished; a rerun skips stages
+that have one and resumes the others (each stage resumes on its own: sampling appends, training
+continues from its last checkpoint, evaluation skips done items). Round r samples with the model
+trained in round r-1; its reference model is the starting model or the previous round's model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from genius import config as cfgmod
+from genius.errors import UserError
+from genius.io import atomic_write_text, dumps, read_json, write_json
+
+DONE = "DONE.json"
+
+
+@dataclass
+class QueriesConfig:
+    source: str = "synthetic"
+    """'synthetic' (built-in problems, see genius.synthetic), a local JSONL/JSON/CSV file, or a
+    hub dataset id (online only)."""
+    count: int = 64
+    """How many queries every round trains on."""
+    kinds: list[str] = field(default_factory=lambda: ["arith1", "arith2", "arith3", "order"])
+    """Synthetic problem kinds, in turn (source 'synthetic' only)."""
+    field: str | None = None
+    """Which field holds the query text when a file has several candidates (file/hub sources)."""
+
+
+@dataclass
+class PipelineConfig:
+    model: str = "smollm2-135m"
+    """The starting model: embedded name, local HF folder or hub id."""
+    run_dir: str = "runs/demo"
+    """Where every file of the run goes; rerunning with the same run_dir resumes."""
+    seed: int = 0
+    """Seeds query drawing, sampling (seed + round) and training."""
+    rounds: int = 1
+    """Self-training rounds: round r samples with the model trained in round r-1."""
+    reference: Literal["initial", "previous"] = "initial"
+    """Reference model of each round's training: the starting model, or the model the round starts from."""
+    method: str = "genius"
+    """Who builds the training data from the queries (see METHODS)."""
+    dtype: str = "auto"
+    """Weights dtype for sampling and evaluation (auto = fp32 on CPUs without fast bf16)."""
+    device: str = "auto"
+    """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
+    queries: QueriesConfig = field(default_factory=QueriesConfig)
+    """Where the unlabeled queries come from."""
+    sample: dict[str, Any] = field(default_factory=dict)
+    """SampleConfig fields (genius.sampling); model, queries and output are set by the pipeline."""
+    train: dict[str, Any] = field(default_factory=dict)
+    """TrainConfig fields (genius.training); model, reference, data and output are set by the pipeline."""
+    eval: dict[str, Any] = field(default_factory=dict)
+    """EvalConfig fields (genius.evaluation), plus ``eval_every: S`` to also evaluate every S
+    training steps (the post-training scaling curve); model and output are set by the pipeline."""
+
+    def validate(self) -> None:
+        if self.rounds < 1:
+            raise UserError(f"key 'rounds': expected an integer >= 1, got {self.rounds}")
+        if self.queries.count < 1:
+            raise UserError(f"key 'queries.count': expected an integer >= 1, got {self.queries.count}")
+        if self.method not in METHODS:
+            raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(sorted(METHODS))}")
+        every = self.eval.get("eval_every")
+        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+            raise UserError(f"key 'eval.eval_every': expected an integer >= 1 or null, got {every!r}")
+
+
+@dataclass
+class Stage:
+    """One resumable unit of work; ``run`` returns what later stages need (JSON-able)."""
+
+    name: str
+    dir: Path
+    run: Callable[[], dict[str, Any]]
+    needs: tuple[tuple[Path, str], ...] = ()
+    """(input file, the stage that makes it): checked before the stage starts."""
+
+
+def is_done(stage_dir: Path) -> bool:
+    return (stage_dir / DONE).is_file()
+
+
+def run_stage(stage: Stage, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Skip a finished stage (returning what it recorded), else run it and mark it done."""
+    marker = stage.dir / DONE
+    if marker.is_file():
+        done = read_json(marker)
+        log(f"[{stage.name}] done already ({done.get('seconds', 0):.0f}s), skipped")
+        return done.get("result", {})
+    for path, maker in stage.needs:
+        if not path.exists():
+            raise UserError(f"stage '{stage.name}' needs {path}, which is missing: run stage '{maker}' first "
+                            "(genius run with the same config runs the stages in order)")
+    stage.dir.mkdir(parents=True, exist_ok=True)
+    log(f"[{stage.name}] starting")
+    t0 = time.perf_counter()
+    result = stage.run()
+    seconds = time.perf_counter() - t0
+    write_json(marker, {"stage": stage.name, "seconds": seconds, "finished_at": time.time(), "result": result})
+    log(f"[{stage.name}] finished in {seconds:.0f}s")
+    return result
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """The pipeline config (the packaged demo preset when ``path`` is None), overrides applied
+    with dotted keys (``queries.count``), every stage config validated before any work."""
+    if path is None:
+        path = demo_config_path()
+    data = cfgmod.read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise UserError(f"override '{dotted}': '{p}' is not a section")
+        node[leaf] = value
+    cfg = cfgmod.from_dict(PipelineConfig, data, source=str(path))
+    validate_stages(cfg, source=str(path))
+    return cfg
+
+
+def demo_config_path() -> Path:
+    return Path(__file__).parent / "configs" / "demo.yaml"
+
+
+# --- stage configs ---------------------------------------------------------------------------
+
+def _stage_config(cls: type, user: dict[str, Any], owned: dict[str, Any], section: str, source: str) -> Any:
+    """Build a stage's dataclass from the user's section plus the fields the pipeline sets."""
+    for key in user:
+        if key in owned:
+            raise UserError(f"{source}: key '{section}.{key}' is set by the pipeline; remove it")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cfgmod.from_dict(cls, {**user, **{k: v for k, v in owned.items() if k in names}},
+                            source=source, prefix=f"{section}.")
+
+
+def sample_config(cfg: PipelineConfig, round_: int, source: str = "config") -> Any:
+    from genius.sampling import SampleConfig
+
+    return _stage_config(SampleConfig, cfg.sample, {"seed": cfg.seed + round_}, "sample", source)
+
+
+def train_config(cfg: PipelineConfig, *, policy: str, reference: str | None, data: Path,
+                 source: str = "config") -> Any:
+    from genius.training import TrainConfig
+
+    owned: dict[str, Any] = {"model": policy, "reference_model": reference, "data": str(data), "seed": cfg.seed}
+    if cfg.eval.get("eval_every"):
+        # Intermediate models for the scaling curve: a checkpoint every S steps, all kept.
+        owned.update(save_every=cfg.eval["eval_every"], keep_checkpoints=0)
+    return _stage_config(TrainConfig, cfg.train, owned, "train", source)
+
+
+def eval_config(cfg: PipelineConfig, model: str, source: str = "config") -> Any:
+    from genius.evaluation.evaluate import EvalConfig
+
+    user = {k: v for k, v in cfg.eval.items() if k != "eval_every"}
+    return _stage_config(EvalConfig, user, {"model": model, "dtype": cfg.dtype, "device": cfg.device}, "eval", source)
+
+
+def validate_stages(cfg: PipelineConfig, source: str = "config") -> None:
+    """Build every stage config once so that a bad key fails before any work."""
+    sample_config(cfg, 1, source)
+    train_config(cfg, policy=cfg.model, reference=None, data=Path(cfg.run_dir) / "data.jsonl", source=source)
+    eval_config(cfg, cfg.model, source)
+
+
+# --- methods: who turns queries into training data -------------------------------------------
+
+@dataclass
+class MethodContext:
+    """What a method gets to build one round's training data."""
+
+    cfg: PipelineConfig
+    round: int
+    out_dir: Path
+    """The round's data folder (roundR/sample); resumable: a rerun continues what is there."""
+    queries: Path
+    """The unlabeled queries (JSONL with ``id`` and ``instruction``)."""
+    engine: Any
+    """The round's policy as an Engine."""
+
+
+def _genius(ctx: MethodContext) -> Path:
+    from genius.queries import load_queries
+    from genius.sampling import run_sample
+
+    run_sample(sample_config(ctx.cfg, ctx.round), load_queries(ctx.queries), ctx.out_dir, ctx.engine)
+    return ctx.out_dir / "pairs.jsonl"
+
+
+METHODS: dict[str, Callable[[MethodContext], Path]] = {"genius": _genius}
+"""method name -> builder of one round's training data (pairs.jsonl or sft.jsonl), returning the
+file. Other methods (the paper's baselines) plug in here with the same signature."""
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+class _Engines:
+    """One loaded model at a time: sampling and evaluation of the same model share it."""
+
+    def __init__(self, cfg: PipelineConfig):
+        self.cfg, self.spec, self.engine = cfg, None, None
+
+    def get(self, spec: str) -> Any:
+        if spec != self.spec:
+            from genius.engines import make_engine
+
+            self.release()
+            self.engine = make_engine(spec, dtype=self.cfg.dtype, device=self.cfg.device)
+            self.spec = spec
+        return self.engine
+
+    def release(self) -> None:
+        import gc
+
+        self.engine, self.spec = None, None
+        gc.collect()
+
+
+def _check_saved_config(cfg: PipelineConfig, run_dir: Path, force: bool) -> None:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file() or force:
+        return
+    old = cfgmod.read_yaml(saved) or {}
+    changed = cfgmod.diff(old, cfgmod.to_dict(cfg))
+    if changed:
+        raise UserError(f"{saved}: this run was started with other settings (changed: {', '.join(changed)}); "
+                        "use another run_dir, the same config to resume, or --force to go on anyway")
+
+
+def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
+    """Write the run's unlabeled queries: synthetic problems (training split) or a loaded source."""
+    from genius import synthetic
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.queries.source == "synthetic":
+        problems = synthetic.generate(cfg.queries.count, seed=cfg.seed, split="train", kinds=cfg.queries.kinds)
+        synthetic.write_queries(out, problems)
+        return {"queries": str(out), "count": len(problems)}
+    from genius.queries import load_queries
+
+    qs = load_queries(cfg.queries.source, field=cfg.queries.field, limit=cfg.queries.count)
+    atomic_write_text(out, "".join(dumps({"id": q.id, "instruction": q.text}) + "\n" for q in qs))
+    return {"queries": str(out), "count": len(qs), "input": dict(qs.counts)}
+
+
+def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, Any]]) -> list[Stage]:
+    """Every stage of the run, in order. Later stages read what earlier ones recorded in
+    ``results`` (stage name -> what its run returned, or its DONE.json when it was skipped)."""
+    run_dir = Path(cfg.run_dir)
+    queries = run_dir / "queries" / "queries.jsonl"
+
+    def evaluate(model: str, out: Path) -> Callable[[], dict[str, Any]]:
+        from genius.evaluation.evaluate import run_eval
+
+        return lambda: {"metrics": run_eval(eval_config(cfg, model), out, engine=engines.get(model))}
+
+    stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries)),
+              Stage("eval-base", run_dir / "eval" / "base", evaluate(cfg.model, run_dir / "eval" / "base"))]
+    for r in range(1, cfg.rounds + 1):
+        rdir = run_dir / f"round{r}"
+        stages += _round_stages(cfg, r, rdir, queries, engines, results, evaluate)
+    return stages
+
+
+def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engines: _Engines,
+                  results: dict[str, dict[str, Any]], evaluate: Callable) -> list[Stage]:
+    def policy() -> str:
+        return cfg.model if r == 1 else results[f"round{r - 1}-train"]["model"]
+
+    def build() -> dict[str, Any]:
+        ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()))
+        return {"data": str(METHODS[cfg.method](ctx))}
+
+    def train() -> dict[str, Any]:
+        from genius.training import run_train
+
+        engines.release()  # the trainer loads its own copy
+        reference = None if cfg.reference == "previous" or r == 1 else cfg.model
+        tcfg = train_config(cfg, policy=policy(), reference=reference, data=Path(results[f"round{r}-sample"]["data"]))
+        final = run_train(tcfg, rdir / "train", resume=True)
+        return {"model": str(final), "steps": _trained_steps(rdir / "train")}
+
+    def intermediate() -> dict[str, Any]:
+        from genius.training.checkpoint import checkpoints
+
+        done = {}
+        for step, path in checkpoints(rdir / "train"):
+            out = rdir / f"eval-step{step}"
+            run_stage(Stage(f"round{r}-eval-step{step}", out, evaluate(str(path / "model"), out)))
+            done[step] = str(out)
+        return {"evaluated": done}
+
+    stages = [
+        Stage(f"round{r}-sample", rdir / "sample", build, needs=((queries, "queries"),)),
+        Stage(f"round{r}-train", rdir / "train", train,
+              needs=((rdir / "sample" / DONE, f"round{r}-sample"),)),
+    ]
+    if cfg.eval.get("eval_every"):
+        stages.append(Stage(f"round{r}-eval-steps", rdir / "eval-steps", intermediate,
+                            needs=((rdir / "train" / DONE, f"round{r}-train"),)))
+    stages.append(Stage(f"round{r}-eval", rdir / "eval", lambda: evaluate(results[f"round{r}-train"]["model"],
+                                                                          rdir / "eval")(),
+                        needs=((rdir / "train" / DONE, f"round{r}-train"),)))
+    return stages
+
+
+def _trained_steps(train_dir: Path) -> int:
+    from genius.io import read_jsonl
+
+    log = train_dir / "train_log.jsonl"
+    steps = [int(r["step"]) for r in read_jsonl(log)] if log.is_file() else []
+    return max(steps, default=0)
+
+
+def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | None = None,
+                 log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) every stage of ``cfg``; write report.md; return the run directory."""
+    from genius import report
+
+    run_dir = Path(cfg.run_dir)
+    _check_saved_config(cfg, run_dir, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfgmod.save(cfg, run_dir / "config.yaml")
+    engines = _Engines(cfg)
+    results: dict[str, dict[str, Any]] = {}
+    stages = plan(cfg, engines, results)
+    names = [s.name for s in stages]
+    for name in only or []:
+        if name not in names:
+            raise UserError(f"unknown stage '{name}': expected one of {', '.join(names)}")
+    t0 = time.perf_counter()
+    for stage in stages:
+        if only and stage.name not in only:
+            if is_done(stage.dir):
+                results[stage.name] = read_json(stage.dir / DONE).get("result", {})
+            continue
+        results[stage.name] = run_stage(stage, log)
+    engines.release()
+    report.build_report(run_dir)
+    log(f"genius run: {run_dir} in {time.perf_counter() - t0:.0f}s; report: {run_dir / 'report.md'}")
+    return run_dir
