@@ -187,3 +187,22 @@ def test_run_iterations_refuses_repeating_fixed_corpus_sft(tmp_path: Path) -> No
     with pytest.raises(UserError, match="iterations must be 1"):
         run_iterations("sft", BaselineConfig(), queries(1, "r"), base_model="b", iterations=2, out_dir=tmp_path,
                        make_engine=lambda s: None, train=lambda r: "m")
+
+
+def test_pipeline_method_builds_one_round_from_the_run_config(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from genius.baselines import pipeline_method
+
+    qfile = tmp_path / "queries.jsonl"
+    qfile.write_text(json.dumps({"id": "a", "instruction": "Q?", "output": "gold"}) + "\n")
+    engine = ScriptedEngine(lambda prompt, n: ["mine"])
+    run_cfg = SimpleNamespace(seed=3, baseline={"spin_greedy": False, "temperature": 0.5})
+    path = pipeline_method("spin")(SimpleNamespace(cfg=run_cfg, round=2, out_dir=tmp_path / "r2", queries=qfile,
+                                                   engine=engine))
+    assert path == tmp_path / "r2" / "pairs.jsonl"
+    [pair] = read_jsonl(path)
+    assert (pair["query_id"], pair["chosen"], pair["rejected"]) == ("a", "gold", "mine")
+    assert engine.calls[0].temperature == 0.5
+    # round 2 of a run with seed 3 samples with seed 5 (Genius: seed + round); query 0 starts the batch
+    assert engine.calls[0].seed == 5 * 1_000_003

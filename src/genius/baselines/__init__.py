@@ -20,18 +20,19 @@ scpo       pairs      dpo_nll   most- vs least-voted answer, weight = vote margi
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from genius.baselines import coh, scpo, self_rewarding, sft, spin, star
-from genius.baselines.common import BaselineQuery, Process, as_queries, run_builder
+from genius.baselines.common import BaselineQuery, Process, as_queries, load_baseline_queries, run_builder
 from genius.baselines.config import BaselineConfig
 from genius.engines.base import Engine
 from genius.errors import UserError
 
-__all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "as_queries", "build", "get_builder"]
+__all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "as_queries", "build", "get_builder",
+           "pipeline_method"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,22 @@ def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engi
     if builder.uses_engine and engine is None:
         raise UserError(f"{builder.name} generates with the model: an engine is required")
     return run_builder(builder.name, builder.output, builder.process, cfg, qs, engine, Path(out_dir))
+
+
+def pipeline_method(method: str) -> Callable[[Any], Path]:
+    """A ``genius.pipeline.METHODS`` entry: ``ctx -> data file`` for one round.
+
+    ``ctx`` carries ``cfg`` (the run config: ``seed`` and ``baseline``, a dict of BaselineConfig
+    keys), ``round``, ``out_dir``, ``queries`` (the run's JSONL; SFT/SPIN need an ``output``
+    field in it) and ``engine`` (the round's policy). Round r samples with seed + r, as Genius.
+    """
+    from genius.config import from_dict
+
+    builder = get_builder(method)
+
+    def run(ctx: Any) -> Path:
+        cfg = from_dict(BaselineConfig, {**ctx.cfg.baseline, "seed": ctx.cfg.seed + ctx.round}, source="config: baseline")
+        queries = load_baseline_queries(ctx.queries, supervised=builder.supervised, system=cfg.system_prompt)
+        return build(builder.name, cfg, queries, ctx.engine, Path(ctx.out_dir))
+
+    return run
