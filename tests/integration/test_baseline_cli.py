@@ -85,3 +85,10 @@ def test_cli_errors_are_one_line(long_tiny_model: Path, corpus: Path, tmp_path: 
     assert "unknown baseline 'dpo'" in capsys.readouterr().err
     assert _run("scpo", long_tiny_model, corpus, tmp_path / "y", "--iterations", "2") == 2
     assert "--iterations needs --train" in capsys.readouterr().err
+
+
+def test_help_names_every_builder() -> None:
+    from genius.baselines import BUILDERS
+    from genius.commands.baseline import NAMES_HELP
+
+    assert all(name in NAMES_HELP for name in BUILDERS)
