@@ -101,10 +101,13 @@ class TrainConfig:
     """Force CPU even when a GPU is visible."""
     trust_remote_code: bool = False
 
+    def __post_init__(self) -> None:
+        # One spelling for one file, so that a resume compares configs by content.
+        if isinstance(self.data, (str, Path)):
+            self.data = [Path(self.data)]
+
     def data_files(self) -> list[Path]:
-        if self.data is None:
-            return []
-        return [self.data] if isinstance(self.data, Path) else list(self.data)
+        return [Path(p) for p in self.data or []]
 
     def loss_params(self) -> LossParams:
         return LossParams(beta=self.beta, alpha=self.alpha, aco_clip=self.aco_clip, simpo_beta=self.simpo_beta,

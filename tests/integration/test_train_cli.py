@@ -1,0 +1,187 @@
+"""`genius train` end to end on the tiny random Llama: files, every loss, cache, LoRA, bad
+input, 2 processes == 1 process, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from genius.cli import main
+from genius.config import from_dict
+from genius.io import read_jsonl
+from genius.training import LOSSES, TrainConfig, run_train
+
+REPO = Path(__file__).resolve().parents[2]
+LOG_FIELDS = {"step", "loss", "chosen_reward", "rejected_reward", "reward_margin", "accuracy", "aco_w_mean",
+              "aco_w_min", "aco_w_max", "lr", "pairs_seen", "seconds"}
+
+
+def make_pairs(path: Path, n: int, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    with path.open("w") as f:
+        for i in range(n):
+            a, b = rng.randint(2, 30), rng.randint(2, 30)
+            f.write(json.dumps({
+                "query_id": f"q{i}", "step": 1, "prompt": f"What is {a} + {b}?",
+                "chosen": f"{a} + {b} = {a + b}. The answer is: {a + b}",
+                "rejected": f"{a} + {b} = {a * b}. The answer is: {a * b + 1}",
+                "A_w": rng.uniform(-0.3, 0.3), "A_l": rng.uniform(-0.6, 0.4)}) + "\n")
+    return path
+
+
+def config(model: Path, data: Path, tmp: Path, **kw) -> TrainConfig:
+    base = {"model": str(model), "data": str(data), "lr": 2e-3, "warmup_ratio": 0.0, "max_length": 128,
+            "per_device_batch_size": 4, "save_every": 0, "reference_cache_dir": str(tmp / "refcache"), "cpu": True}
+    return from_dict(TrainConfig, {**base, **kw})
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    return make_pairs(tmp_path_factory.mktemp("pairs") / "pairs.jsonl", 16)
+
+
+def test_cli_writes_run_folder_and_a_loadable_model(tiny_model_dir, pairs, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--model", str(tiny_model_dir), "--data", str(pairs), "--out", str(out), "--cpu",
+               "--max-steps", "4", "--lr", "2e-3", "--set", "per_device_batch_size=4", "--set", "save_every=2",
+               "--set", f"reference_cache_dir={tmp_path / 'cache'}", "--set", "max_length=128"])
+    assert rc == 0
+    log = read_jsonl(out / "train_log.jsonl")
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert LOG_FIELDS <= set(log[0])
+    assert log[-1]["pairs_seen"] == 16
+    assert log[0]["loss"] == pytest.approx(0.693147, abs=1e-5)  # policy == reference at step 1: -log sigmoid(0)
+    assert log[-1]["reward_margin"] > log[0]["reward_margin"]
+    assert (out / "checkpoint-2" / "model" / "config.json").is_file()
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    assert (out / "train_config.yaml").is_file()
+    before, after = weights(tiny_model_dir), weights(out / "final")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert "final model:" in capsys.readouterr().out
+    assert main(["generate", "--model", str(out / "final"), "--max-new-tokens", "4", "--device", "cpu", "hi"]) == 0
+    # A rerun of a finished run does nothing and returns the same folder.
+    assert run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=4), out) == out / "final"
+
+
+def test_every_loss_trains(tiny_model_dir, pairs, tmp_path):
+    """One batch holding all 16 pairs, three steps on it: the loss must fall for every loss."""
+    for name in LOSSES:
+        final = run_train(config(tiny_model_dir, pairs, tmp_path, loss=name, max_steps=3, per_device_batch_size=16),
+                          tmp_path / name)
+        log = read_jsonl(tmp_path / name / "train_log.jsonl")
+        assert len(log) == 3, name
+        assert log[2]["loss"] < log[0]["loss"], name
+        assert (final / "config.json").is_file()
+
+
+def test_reference_cache_reused_and_keyed_by_data(tiny_model_dir, pairs, tmp_path, capsys):
+    run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=1, loss="dpo"), tmp_path / "a")
+    assert len(list((tmp_path / "refcache").glob("*.pt"))) == 1
+    capsys.readouterr()
+    run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=1, loss="dpo"), tmp_path / "b")
+    assert "loaded from cache" in capsys.readouterr().out
+    other = make_pairs(tmp_path / "other.jsonl", 8, seed=5)
+    run_train(config(tiny_model_dir, other, tmp_path, max_steps=1, loss="dpo"), tmp_path / "c")
+    assert "loaded from cache" not in capsys.readouterr().out
+    assert len(list((tmp_path / "refcache").glob("*.pt"))) == 2
+    # precomputed and online reference give the same first-step loss trajectory
+    log_a = read_jsonl(tmp_path / "a" / "train_log.jsonl")
+    run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=1, loss="dpo", reference_mode="online"), tmp_path / "d")
+    assert read_jsonl(tmp_path / "d" / "train_log.jsonl")[0]["loss"] == pytest.approx(log_a[0]["loss"], abs=1e-6)
+
+
+def test_lora_reference_is_adapter_disabled_and_final_is_merged(tiny_model_dir, pairs, tmp_path):
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    final = run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=3, lora=lora, lr=2e-2), tmp_path / "lora")
+    log = read_jsonl(tmp_path / "lora" / "train_log.jsonl")
+    assert log[0]["loss"] == pytest.approx(0.693147, abs=1e-5)  # LoRA B starts at 0: policy == reference
+    merged = weights(final)
+    assert not any("lora" in k for k in merged)
+    before = weights(tiny_model_dir)
+    changed = {k for k in before if not torch.equal(before[k], merged[k])}
+    assert changed and all("q_proj" in k or "v_proj" in k for k in changed)
+
+
+def test_bad_input_is_one_line_exit_2(tiny_model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b", "A_w": 0.1, "A_l": 0.0}) + "\n"
+                   + json.dumps({"prompt": "q", "rejected": "b"}) + "\n")
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(bad), "--out", str(tmp_path / "o"), "--cpu"]
+    assert main(args) == 2
+    assert "bad.jsonl:2: field 'chosen': missing" in capsys.readouterr().err
+    assert main(args + ["--loss", "kto"]) == 2
+    assert "unknown loss 'kto': expected one of aco, dpo, ipo, simpo, ropo, sft, dpo_nll" in capsys.readouterr().err
+
+
+def _cli(*args: str, nproc: int = 1) -> list[str]:
+    if nproc == 1:
+        return [sys.executable, "-m", "genius.cli", "train", *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port",
+            str(29500 + os.getpid() % 1000), "-m", "genius.cli", "train", *args]
+
+
+def test_two_processes_match_one_process(tiny_model_dir, pairs, tmp_path):
+    """Global batch 8 = 1 process x 4 pairs x 2 accumulation steps = 2 processes (gloo) x 4 pairs
+    x 1 step: the same pairs per optimizer step, so the same trajectory up to float summation
+    order. Tolerance 1e-4 on loss and reward margin (observed differences ~1e-6)."""
+    one = run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=4, global_batch_size=8,
+                           reference_cache_dir=str(tmp_path / "c1")), tmp_path / "one")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(_cli("--model", str(tiny_model_dir), "--data", str(pairs), "--out", str(tmp_path / "two"),
+                               "--cpu", "--max-steps", "4", "--lr", "2e-3", "--set", "warmup_ratio=0",
+                               "--set", "max_length=128", "--set", "per_device_batch_size=4",
+                               "--set", "global_batch_size=8", "--set", "save_every=0",
+                               "--set", f"reference_cache_dir={tmp_path / 'c2'}", nproc=2),
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    a, b = read_jsonl(one.parent / "train_log.jsonl"), read_jsonl(tmp_path / "two" / "train_log.jsonl")
+    assert [r["pairs_seen"] for r in a] == [r["pairs_seen"] for r in b] == [8, 16, 24, 32]
+    for ra, rb in zip(a, b, strict=True):
+        assert rb["loss"] == pytest.approx(ra["loss"], abs=1e-4)
+        assert rb["reward_margin"] == pytest.approx(ra["reward_margin"], abs=1e-4)
+    assert a[-1]["loss"] < a[0]["loss"]
+
+
+def test_resume_after_kill_continues_the_same_run(tiny_model_dir, pairs, tmp_path):
+    """Kill -9 right after checkpoint-3 lands, rerun: the log and the final weights equal an
+    uninterrupted run's (12 steps of 2 pairs cross an epoch boundary: 8 batches per epoch)."""
+    kw = {"max_steps": 12, "per_device_batch_size": 2, "save_every": 3, "keep_checkpoints": 0}
+    flags = ["--model", str(tiny_model_dir), "--data", str(pairs), "--out", str(tmp_path / "killed"), "--cpu",
+             "--lr", "2e-3"] + [a for k, v in {**kw, "warmup_ratio": 0, "max_length": 128,
+                                               "reference_cache_dir": tmp_path / "rc"}.items()
+                                for a in ("--set", f"{k}={v}")]
+    proc = subprocess.Popen(_cli(*flags), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 240
+    while not (tmp_path / "killed" / "checkpoint-3").is_dir():
+        assert proc.poll() is None and time.time() < deadline, "training ended before checkpoint-3 appeared"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "final").exists()
+    resumed = run_train(config(tiny_model_dir, pairs, tmp_path, **kw, reference_cache_dir=str(tmp_path / "rc")),
+                        tmp_path / "killed")
+    straight = run_train(config(tiny_model_dir, pairs, tmp_path, **kw, reference_cache_dir=str(tmp_path / "rc")),
+                         tmp_path / "straight")
+    a, b = read_jsonl(tmp_path / "killed" / "train_log.jsonl"), read_jsonl(tmp_path / "straight" / "train_log.jsonl")
+    assert [r["step"] for r in a] == list(range(1, 13))
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["loss"] == pytest.approx(rb["loss"], abs=1e-5)
+        assert ra["pairs_seen"] == rb["pairs_seen"]
+    wa, wb = weights(resumed), weights(straight)
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wb)
