@@ -20,6 +20,8 @@ trained in round r-1; its reference model is the starting model or the previous 
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,12 +66,17 @@ class PipelineConfig:
     """Weights dtype for sampling and evaluation (auto = fp32 on CPUs without fast bf16)."""
     device: str = "auto"
     """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
+    data_from: str | None = None
+    """Another run_dir whose round-1 training data this run trains on instead of sampling its own
+    (paper Table 4: every loss on the same pairs). Needs rounds: 1."""
     queries: QueriesConfig = field(default_factory=QueriesConfig)
     """Where the unlabeled queries come from."""
     sample: dict[str, Any] = field(default_factory=dict)
     """SampleConfig fields (genius.sampling); model, queries and output are set by the pipeline."""
     train: dict[str, Any] = field(default_factory=dict)
     """TrainConfig fields (genius.training); model, reference, data and output are set by the pipeline."""
+    baseline: dict[str, Any] = field(default_factory=dict)
+    """BaselineConfig fields (genius.baselines) when ``method`` is a baseline (seed is set by the pipeline)."""
     eval: dict[str, Any] = field(default_factory=dict)
     """EvalConfig fields (genius.evaluation), plus ``eval_every: S`` to also evaluate every S
     training steps (the post-training scaling curve); model and output are set by the pipeline."""
@@ -79,8 +86,10 @@ class PipelineConfig:
             raise UserError(f"key 'rounds': expected an integer >= 1, got {self.rounds}")
         if self.queries.count < 1:
             raise UserError(f"key 'queries.count': expected an integer >= 1, got {self.queries.count}")
-        if self.method not in METHODS:
-            raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(sorted(METHODS))}")
+        if self.method not in methods():
+            raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(methods())}")
+        if self.data_from is not None and self.rounds != 1:
+            raise UserError(f"key 'data_from': reusing another run's data needs rounds: 1, got rounds: {self.rounds}")
         every = self.eval.get("eval_every")
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise UserError(f"key 'eval.eval_every': expected an integer >= 1 or null, got {every!r}")
@@ -170,10 +179,14 @@ def train_config(cfg: PipelineConfig, *, policy: str, reference: str | None, dat
     from genius.training import TrainConfig
 
     owned: dict[str, Any] = {"model": policy, "reference_model": reference, "data": str(data), "seed": cfg.seed}
+    builder = _baseline(cfg)
+    user = dict(cfg.train)
+    if builder is not None:
+        user.setdefault("loss", builder.loss)  # each baseline's data is made for one loss
     if cfg.eval.get("eval_every"):
         # Intermediate models for the scaling curve: a checkpoint every S steps, all kept.
         owned.update(save_every=cfg.eval["eval_every"], keep_checkpoints=0)
-    return _stage_config(TrainConfig, cfg.train, owned, "train", source)
+    return _stage_config(TrainConfig, user, owned, "train", source)
 
 
 def eval_config(cfg: PipelineConfig, model: str, source: str = "config") -> Any:
@@ -188,6 +201,9 @@ def validate_stages(cfg: PipelineConfig, source: str = "config") -> None:
     sample_config(cfg, 1, source)
     train_config(cfg, policy=cfg.model, reference=None, data=Path(cfg.run_dir) / "data.jsonl", source=source)
     eval_config(cfg, cfg.model, source)
+    from genius.baselines import BaselineConfig
+
+    _stage_config(BaselineConfig, cfg.baseline, {"seed": cfg.seed + 1}, "baseline", source)
 
 
 # --- methods: who turns queries into training data -------------------------------------------
@@ -216,7 +232,20 @@ def _genius(ctx: MethodContext) -> Path:
 
 METHODS: dict[str, Callable[[MethodContext], Path]] = {"genius": _genius}
 """method name -> builder of one round's training data (pairs.jsonl or sft.jsonl), returning the
-file. Other methods (the paper's baselines) plug in here with the same signature."""
+file. The paper's baselines (genius.baselines) join in ``methods()``; others can be added here."""
+
+
+def methods() -> dict[str, Callable[[MethodContext], Path]]:
+    from genius.baselines import BUILDERS, pipeline_method
+
+    return {**METHODS, **{name: pipeline_method(name) for name in BUILDERS if name not in METHODS}}
+
+
+def _baseline(cfg: PipelineConfig) -> Any:
+    """The baseline builder of ``cfg.method``, or None for Genius and other non-baseline methods."""
+    from genius.baselines import BUILDERS
+
+    return None if cfg.method in METHODS else BUILDERS.get(cfg.method)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -295,15 +324,19 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
         return cfg.model if r == 1 else results[f"round{r - 1}-train"]["model"]
 
     def build() -> dict[str, Any]:
+        if cfg.data_from is not None:
+            return _reuse_data(Path(cfg.data_from) / "round1" / "sample", rdir / "sample")
         ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()))
-        return {"data": str(METHODS[cfg.method](ctx))}
+        return {"data": str(methods()[cfg.method](ctx))}
 
     def train() -> dict[str, Any]:
         from genius.training import run_train
 
         engines.release()  # the trainer loads its own copy
-        reference = None if cfg.reference == "previous" or r == 1 else cfg.model
-        tcfg = train_config(cfg, policy=policy(), reference=reference, data=Path(results[f"round{r}-sample"]["data"]))
+        builder = _baseline(cfg)
+        start = cfg.model if builder is not None and builder.restart_from_base else policy()
+        reference = None if cfg.reference == "previous" or start == cfg.model else cfg.model
+        tcfg = train_config(cfg, policy=start, reference=reference, data=Path(results[f"round{r}-sample"]["data"]))
         final = run_train(tcfg, rdir / "train", resume=True)
         return {"model": str(final), "steps": _trained_steps(rdir / "train")}
 
@@ -329,6 +362,20 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
                                                                           rdir / "eval")(),
                         needs=((rdir / "train" / DONE, f"round{r}-train"),)))
     return stages
+
+
+def _reuse_data(source: Path, out: Path) -> dict[str, Any]:
+    """Copy another run's finished training data (and its sampling stats, for the report)."""
+    if not is_done(source):
+        raise UserError(f"data_from: {source} holds no finished sample stage; run that run first")
+    data = Path(read_json(source / DONE)["result"]["data"])
+    if not data.is_file():
+        raise UserError(f"data_from: {data} (the data of {source}) is missing")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (data.name, "stats.json"):
+        if (data.parent / name).is_file():
+            shutil.copyfile(data.parent / name, out / name)
+    return {"data": str(out / data.name), "copied_from": str(data)}
 
 
 def _trained_steps(train_dir: Path) -> int:
@@ -363,6 +410,7 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | 
             continue
         results[stage.name] = run_stage(stage, log)
     engines.release()
-    report.build_report(run_dir)
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch only the main process writes the report
+        report.build_report(run_dir)
     log(f"genius run: {run_dir} in {time.perf_counter() - t0:.0f}s; report: {run_dir / 'report.md'}")
     return run_dir
