@@ -1,0 +1,99 @@
+"""Foresight sampling throughput: the reference code's structure vs ``genius sample``, same engine.
+
+    python benchmarks/bench_sampling.py [--queries 32] [--model smollm2-135m]
+
+(a) reference: a port of the structure of the public reference code (foresight_sampling_with_vllm.py):
+    one query at a time; per step one engine call for the M*N candidate steps and one for their M*N
+    rollouts; no early stop (a beam whose step ended keeps being expanded until K steps). Its final
+    "answer generation" call (M*M long generations the pairs never use) is left out, which favours (a).
+(b) ours: ``genius.sampling.run_sample`` (queries advance in lockstep, early stop).
+
+Both use the same engine object, the same SampleConfig (M=2, N=4, K=4, capped steps and rollouts)
+and the same queries; the script prints queries/min and generated tokens/s of both and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from genius.engines import make_engine
+from genius.engines.base import SamplingParams
+from genius.models import chat_prompt_ids
+from genius.queries import Query, load_queries
+from genius.sampling import SampleConfig, run_sample
+from genius.sampling.scoring import draw_distinct, rng_for, softmax
+
+QUERY_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "queries" / "alpaca_cleaned.queries.jsonl"
+
+
+def reference_query(engine, cfg: SampleConfig, query: Query) -> None:
+    """One query the reference way: 2 engine calls per step for K steps, whatever happened."""
+    prompt = chat_prompt_ids(engine.tokenizer, query.messages, cfg.assistant_prefix)
+    beams = [[] for _ in range(cfg.beams)]
+    q_values = [0.0] * cfg.beams
+    eos = set(getattr(engine, "eos_ids", ()) or {engine.tokenizer.eos_token_id})
+    for k in range(cfg.steps):
+        step_params = SamplingParams(n=cfg.candidates, temperature=cfg.step_temperature, top_p=cfg.top_p,
+                                     max_new_tokens=cfg.max_step_tokens, stop=(cfg.delimiter,), seed=k)
+        outs = engine.generate([prompt + b for b in beams], step_params)
+        # The reference rebuilds prompts from stripped text, so an EOS never stays in a prefix.
+        cands = [(b, [t for t in c.token_ids if t not in eos]) for b, group in enumerate(outs) for c in group]
+        roll_params = SamplingParams(n=1, temperature=cfg.rollout_temperature, top_p=cfg.top_p,
+                                     max_new_tokens=cfg.max_rollout_tokens, seed=1000 + k)
+        rolls = engine.generate([prompt + beams[b] + ids for b, ids in cands], roll_params)
+        f = [r[0].mean_logprob for r in rolls]
+        picked = draw_distinct(softmax(f, cfg.tau), cfg.beams, rng_for(cfg.seed, query.id, k, "ref"))
+        beams = [beams[cands[i][0]] + cands[i][1] for i in picked]
+        q_values = [f[i] for i in picked]
+    del q_values  # the reference keeps them for advantages; computing them costs nothing
+
+
+def timed(engine, fn) -> tuple[float, int]:
+    tokens0 = engine.stats.generated_tokens
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, engine.stats.generated_tokens - tokens0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--queries", type=int, default=32)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--max-step-tokens", type=int, default=64)
+    ap.add_argument("--max-rollout-tokens", type=int, default=64)
+    ap.add_argument("--batch-sequences", type=int, default=64)
+    args = ap.parse_args()
+
+    if QUERY_FILE.is_file():
+        queries = load_queries(QUERY_FILE, limit=args.queries).queries
+    else:  # synthetic stand-ins when the shared data folder is absent
+        queries = [Query(id=f"syn-{i}", messages=[{"role": "user", "content": f"What is {i} + {2 * i}? Explain."}],
+                         index=i) for i in range(args.queries)]
+    cfg = SampleConfig(beams=2, candidates=4, steps=4, max_step_tokens=args.max_step_tokens,
+                       max_rollout_tokens=args.max_rollout_tokens, batch_sequences=args.batch_sequences)
+    engine = make_engine(args.model, dtype=args.dtype, device="cpu")
+    engine.generate([chat_prompt_ids(engine.tokenizer, queries[0].messages)], SamplingParams(max_new_tokens=4))
+
+    ref_s, ref_tok = timed(engine, lambda: [reference_query(engine, cfg, q) for q in queries])
+    with tempfile.TemporaryDirectory() as tmp:
+        ours_s, ours_tok = timed(engine, lambda: run_sample(cfg, queries, Path(tmp), engine, progress=False))
+        stats = json.loads((Path(tmp) / "stats.json").read_text())
+
+    n = len(queries)
+    rows = [("(a) reference structure", ref_s, ref_tok), ("(b) genius sample", ours_s, ours_tok)]
+    print(f"{n} queries, M=2 N=4 K=4, steps <= {cfg.max_step_tokens} tok, rollouts <= {cfg.max_rollout_tokens} tok, "
+          f"{args.model} {args.dtype} on cpu")
+    print(f"{'':26s} {'seconds':>9s} {'queries/min':>12s} {'gen tokens':>11s} {'tokens/s':>9s}")
+    for name, s, tok in rows:
+        print(f"{name:26s} {s:9.1f} {60 * n / s:12.2f} {tok:11d} {tok / s:9.1f}")
+    print(f"ratio (b)/(a): queries/min x{ref_s / ours_s:.2f}, tokens/s x{(ours_tok / ours_s) / (ref_tok / ref_s):.2f}; "
+          f"(b) ended {stats['queries_ended_early']}/{n} queries early, {stats['pairs']} pairs")
+
+
+if __name__ == "__main__":
+    main()
