@@ -44,7 +44,7 @@ class QueryResult:
     """Everything sampled and scored for this query (written to candidates.jsonl)."""
 
 
-Process = Callable[[list[BaselineQuery], "Engine | None", BaselineConfig, int], list[QueryResult]]
+Process = Callable[[list[BaselineQuery], Engine | None, BaselineConfig, int], list[QueryResult]]
 
 
 def _get(item: Any, *names: str) -> Any:
