@@ -123,10 +123,12 @@ def run_stage(stage: Stage, log: Callable[[str], None] = print) -> dict[str, Any
                             "(genius run with the same config runs the stages in order)")
     stage.dir.mkdir(parents=True, exist_ok=True)
     log(f"[{stage.name}] starting")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = stage.run()
     seconds = time.perf_counter() - t0
-    write_json(marker, {"stage": stage.name, "seconds": seconds, "finished_at": time.time(), "result": result})
+    # CPU seconds beside wall seconds: on a shared machine they tell the stage's own cost.
+    write_json(marker, {"stage": stage.name, "seconds": seconds, "cpu_seconds": time.process_time() - c0,
+                        "finished_at": time.time(), "result": result})
     log(f"[{stage.name}] finished in {seconds:.0f}s")
     return result
 

@@ -136,11 +136,12 @@ def eval_points(run_dir: Path) -> list[EvalPoint]:
     return [p for p in points if p.tasks]
 
 
-def stage_times(run_dir: Path) -> list[tuple[str, float]]:
-    """(stage, seconds) of every finished stage, in the order they finished."""
+def stage_times(run_dir: Path) -> list[tuple[str, float, float | None]]:
+    """(stage, wall seconds, CPU seconds or None) of every finished stage, in the order they finished."""
     done = [read_json(m) for m in run_dir.glob("**/DONE.json")]
     done.sort(key=lambda d: d.get("finished_at", 0.0))
-    return [(d.get("stage", "?"), float(d.get("seconds", 0.0))) for d in done]
+    return [(d.get("stage", "?"), float(d.get("seconds", 0.0)),
+             float(d["cpu_seconds"]) if d.get("cpu_seconds") is not None else None) for d in done]
 
 
 # --- comparisons -----------------------------------------------------------------------------
@@ -383,9 +384,11 @@ def build_report(run_dir: str | Path) -> str:
           accuracy_table(base, trained), "## Config", "", *_config_summary(_run_config(run_dir)), ""]
     times = stage_times(run_dir)
     if times:
-        md += ["## Stages", "", "| stage | seconds |", "|---|---|"]
-        md += [f"| {name} | {sec:.0f} |" for name, sec in times]
-        md += [f"| total | {sum(s for _, s in times):.0f} |", ""]
+        md += ["## Stages", "", "Wall-clock seconds, and the CPU seconds of the process (all threads).", "",
+               "| stage | seconds | CPU seconds |", "|---|---|---|"]
+        md += [f"| {name} | {sec:.0f} | {'-' if cpu is None else f'{cpu:.0f}'} |" for name, sec, cpu in times]
+        cpu_total = sum(c for _, _, c in times if c is not None)
+        md += [f"| total | {sum(s for _, s, _ in times):.0f} | {cpu_total:.0f} |", ""]
     round_steps: dict[int, int] = {}
     for r, rdir in round_dirs(run_dir):
         md += _sampling_section(r, rdir / "sample", plots)

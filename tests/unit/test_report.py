@@ -98,7 +98,7 @@ def test_build_report_writes_every_section_and_plot(tmp_path):
     assert "| synthetic | 4 | 25.0 [10.0, 90.0] | 75.0 [10.0, 90.0] | +50.0 |" in text
     assert "| 0 / 2 |" in text
     assert "| generated_tokens | 1234 |" in text
-    assert "| round1-sample | 30 |" in text and "| total | 42 |" in text
+    assert "| round1-sample | 30 | - |" in text and "| total | 42 | 0 |" in text
     assert "3 pairs" in text
     assert "4 logged steps" in text
     # scaling: base at step 0, step 2, final at the last logged step (4)
