@@ -185,3 +185,25 @@ def test_resume_after_kill_continues_the_same_run(tiny_model_dir, pairs, tmp_pat
         assert ra["pairs_seen"] == rb["pairs_seen"]
     wa, wb = weights(resumed), weights(straight)
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wb)
+
+
+def test_set_flags_parse_nested_yaml_values():
+    from genius.commands.train import parse_sets
+
+    assert parse_sets(["beta=0.2", "lora.r=8", "lora.target_modules=[q_proj]", "trackers=[]"]) == {
+        "beta": 0.2, "lora": {"r": 8, "target_modules": ["q_proj"]}, "trackers": []}
+
+
+@pytest.mark.slow
+def test_embedded_model_reward_margin_rises(embedded_model_dir, tmp_path):
+    """SmolLM2-135M, ACO, three steps on one batch of 4 arithmetic pairs: the implicit reward
+    margin rises and the final folder loads as a normal model."""
+    from genius.models import load_model
+
+    data = make_pairs(tmp_path / "pairs.jsonl", 4)
+    final = run_train(config(embedded_model_dir, data, tmp_path, max_steps=3, lr=1e-5, max_length=256), tmp_path / "r")
+    log = read_jsonl(tmp_path / "r" / "train_log.jsonl")
+    assert log[0]["reward_margin"] == pytest.approx(0.0, abs=1e-4)
+    assert log[2]["reward_margin"] > 0.01 and log[2]["loss"] < log[0]["loss"]
+    model, _ = load_model(str(final), dtype="fp32", device="cpu")
+    assert type(model).__name__ == "LlamaForCausalLM"

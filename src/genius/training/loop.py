@@ -103,6 +103,13 @@ def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
     grad_accum = cfg.grad_accum_for(PartialState(cpu=cfg.cpu).num_processes)
     accelerator = Accelerator(gradient_accumulation_steps=grad_accum, mixed_precision=cfg.mixed_precision,
                               cpu=cfg.cpu, log_with=list(cfg.trackers) or None, project_dir=str(out_dir))
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None:
+        # The train config is the one source of the batch geometry: on a mismatch accelerate would
+        # otherwise quietly take the DeepSpeed file's values and change the global batch.
+        plugin.deepspeed_config.update(train_micro_batch_size_per_gpu=cfg.per_device_batch_size,
+                                       gradient_accumulation_steps=grad_accum,
+                                       gradient_clipping=cfg.max_grad_norm)
     return accelerator, grad_accum
 
 
@@ -261,7 +268,7 @@ def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
                 accelerator.backward(out.loss)
                 grad_norm = None
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad()
             batches_done += 1
