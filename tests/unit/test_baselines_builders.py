@@ -206,3 +206,25 @@ def test_pipeline_method_builds_one_round_from_the_run_config(tmp_path: Path) ->
     assert engine.calls[0].temperature == 0.5
     # round 2 of a run with seed 3 samples with seed 5 (Genius: seed + round); query 0 starts the batch
     assert engine.calls[0].seed == 5 * 1_000_003
+
+
+def test_ballots_drop_the_prefix_and_silence_cut_off_responses() -> None:
+    from genius.baselines.common import Response, ballots
+
+    rs = [Response("P: The answer is 3.", True), Response("P: The answer is 4", False)]
+    assert ballots(rs, "P: ") == ["The answer is 3.", ""]
+
+
+def test_scpo_cut_off_samples_cast_no_vote(tmp_path: Path) -> None:
+    class CutOff(ScriptedEngine):
+        def generate(self, prompts, params):
+            outs = super().generate(prompts, params)
+            for o in outs:  # the two "5" samples hit the token budget
+                o[2].finish_reason = o[3].finish_reason = "length"
+            return outs
+
+    engine = CutOff(lambda prompt, n: ["The answer is 4.", "Answer: 4", "The answer is 5.", "The answer is 5."])
+    # Only 4, 4 vote: a single answer, margin 0 -> no pair although "5" has as many samples.
+    assert read_jsonl(build("scpo", BaselineConfig(k=4), queries(1), engine, tmp_path)) == []
+    [detail] = read_jsonl(tmp_path / "candidates.jsonl")
+    assert detail["clusters"] == [0, 0, None, None]

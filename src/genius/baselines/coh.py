@@ -27,7 +27,7 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     outs = sample(engine, cfg, prompts, n=1, seed=seed)
     results = []
     for j, q in enumerate(batch):
-        positive, negative = outs[2 * j][0], outs[2 * j + 1][0]
+        positive, negative = outs[2 * j][0].text, outs[2 * j + 1][0].text
         pair = coh_pair(q.messages, positive, negative, cfg.assistant_prefix)
         results.append(QueryResult(q.query_id, [pair] if pair else [], {"positive": positive, "negative": negative}))
     return results

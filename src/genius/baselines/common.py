@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from genius.baselines.config import BaselineConfig
 from genius.config import diff, to_dict
@@ -115,17 +115,31 @@ def corpus_responses(path: Path) -> dict[str, str]:
     return responses
 
 
+class Response(NamedTuple):
+    text: str
+    """The whole assistant turn: the prefix, then what the model wrote."""
+    complete: bool
+    """False when the token budget cut it off (it then states no final answer)."""
+
+
+def ballots(responses: Sequence[Response], prefix: str) -> list[str]:
+    """What each response votes with: its own words (the shared prefix would read as a final
+    sentence), or "" (no vote) for a response cut off by the token budget."""
+    return [r.text[len(prefix):] if r.complete else "" for r in responses]
+
+
 def generate(engine: Engine, message_lists: Sequence[list[dict[str, str]]], *, prefix: str, n: int,
-             temperature: float, top_p: float, max_new_tokens: int, seed: int) -> list[list[str]]:
-    """n response texts per chat prompt, each starting with ``prefix`` (the whole assistant turn)."""
+             temperature: float, top_p: float, max_new_tokens: int, seed: int) -> list[list[Response]]:
+    """n responses per chat prompt, each text starting with ``prefix`` (the whole assistant turn)."""
     prompts = [chat_prompt_ids(engine.tokenizer, m, prefix) for m in message_lists]
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                             max_new_tokens=max_new_tokens, seed=seed)
-    return [[prefix + c.text for c in outs] for outs in engine.generate(prompts, params)]
+    return [[Response(prefix + c.text, c.finish_reason != "length") for c in outs]
+            for outs in engine.generate(prompts, params)]
 
 
 def sample(engine: Engine, cfg: BaselineConfig, message_lists: Sequence[list[dict[str, str]]], *, n: int,
-           seed: int, prefix: str | None = None) -> list[list[str]]:
+           seed: int, prefix: str | None = None) -> list[list[Response]]:
     """n sampled responses per prompt with the config's temperature, top-p and length."""
     return generate(engine, message_lists, prefix=cfg.assistant_prefix if prefix is None else prefix, n=n,
                     temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed)

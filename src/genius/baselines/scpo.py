@@ -1,6 +1,7 @@
 """ScPO (Prasad et al. 2024, self-consistency preference optimisation).
 
-For each query: k samples vote with their final answers (genius.baselines.voting). chosen = a
+For each query: k samples vote with their final answers (genius.baselines.voting; a sample cut
+off by the token budget casts no vote but still counts in k). chosen = a
 sample of the most-voted answer, rejected = a sample of the least-voted answer (a random pick
 within the cluster, and among equally least-voted clusters), weight = vote margin / k =
 (votes_w - votes_l) / k. Trained with the weighted DPO + NLL-on-chosen loss (``dpo_nll``,
@@ -17,7 +18,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from genius.baselines.common import BaselineQuery, QueryResult, sample
+from genius.baselines.common import BaselineQuery, QueryResult, ballots, sample
 from genius.baselines.config import BaselineConfig
 from genius.baselines.voting import vote, vote_counts
 from genius.engines.base import Engine
@@ -54,9 +55,9 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     rng = random.Random(seed)
     samples = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
     results = []
-    for q, texts in zip(batch, samples):
-        # Vote on what the model wrote: the shared assistant prefix would read as a final sentence.
-        clusters = vote([t[len(cfg.assistant_prefix):] for t in texts], cfg.vote_threshold)
+    for q, responses in zip(batch, samples):
+        texts = [r.text for r in responses]
+        clusters = vote(ballots(responses, cfg.assistant_prefix), cfg.vote_threshold)
         choice = scpo_select(clusters, cfg.scpo_min_votes, rng)
         records = []
         if choice is not None:

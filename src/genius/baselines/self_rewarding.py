@@ -53,7 +53,7 @@ def best_worst(scores: Sequence[float | None]) -> tuple[int, int] | None:
 
 def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
     assert engine is not None
-    candidates = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
+    candidates = [[r.text for r in rs] for rs in sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)]
     judge_prompts = [judge_prompt(q.messages, c) for q, cands in zip(batch, candidates) for c in cands]
     # A judge prompt that leaves no room for the judgement in the context is not judged (score None).
     room = engine.max_context - cfg.judge_max_new_tokens
@@ -61,7 +61,7 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     judged_fit = iter(generate(engine, [m for m, ok in zip(judge_prompts, fits) if ok], prefix="",
                                n=cfg.judge_samples, temperature=cfg.judge_temperature, top_p=cfg.top_p,
                                max_new_tokens=cfg.judge_max_new_tokens, seed=seed + 1))
-    judgements = [next(judged_fit) if ok else [] for ok in fits]
+    judgements = [[r.text for r in next(judged_fit)] if ok else [] for ok in fits]
     results = []
     for j, (q, cands) in enumerate(zip(batch, candidates)):
         judged = judgements[j * cfg.k:(j + 1) * cfg.k]

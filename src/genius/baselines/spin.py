@@ -29,6 +29,6 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
                    max_new_tokens=cfg.max_new_tokens, seed=seed)
     results = []
     for q, [response] in zip(batch, own):
-        pair = spin_pair(q.messages, q.response or "", response)
-        results.append(QueryResult(q.query_id, [pair] if pair else [], {"own_response": response}))
+        pair = spin_pair(q.messages, q.response or "", response.text)
+        results.append(QueryResult(q.query_id, [pair] if pair else [], {"own_response": response.text}))
     return results

@@ -3,7 +3,8 @@
 STaR keeps self-generated rationales whose final answer is correct and fine-tunes on them.
 Without labels, "correct" becomes "agrees with the majority of the model's own k samples"
 (the label-free proxy, see genius.baselines.voting: final answers, else final sentences,
-clustered by token-set Jaccard similarity). The kept rationales are SFT examples; as in STaR,
+clustered by token-set Jaccard similarity; a rationale cut off by the token budget states no
+answer and casts no vote). The kept rationales are SFT examples; as in STaR,
 every outer iteration regenerates the rationales with the latest model and fine-tunes the
 *base* model on them afresh.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from genius.baselines.common import BaselineQuery, QueryResult, sample
+from genius.baselines.common import BaselineQuery, QueryResult, ballots, sample
 from genius.baselines.config import BaselineConfig
 from genius.baselines.voting import vote, vote_counts
 from genius.engines.base import Engine
@@ -46,9 +47,9 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     assert engine is not None
     samples = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
     results = []
-    for q, texts in zip(batch, samples):
-        # Vote on what the model wrote: the shared assistant prefix would read as a final sentence.
-        clusters = vote([t[len(cfg.assistant_prefix):] for t in texts], cfg.vote_threshold)
+    for q, responses in zip(batch, samples):
+        texts = [r.text for r in responses]
+        clusters = vote(ballots(responses, cfg.assistant_prefix), cfg.vote_threshold)
         kept = star_select(texts, clusters, cfg.star_min_votes)
         records = [{"prompt": q.messages, "response": texts[i], "weight": 1.0} for i in kept]
         results.append(QueryResult(q.query_id, records, {"samples": texts, "clusters": clusters, "kept_indices": kept}))
