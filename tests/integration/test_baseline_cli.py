@@ -29,7 +29,7 @@ def long_tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("corpus") / "corpus.jsonl"
-    rows = [{"instruction": f"What is {i} plus {i}?", "input": "", "output": f"{i} plus {i} is {2 * i}."} for i in range(3)]
+    rows = [{"instruction": f"What is {i} plus {i}?", "input": "", "output": f"{i} plus {i} is {2 * i}."} for i in range(2)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -54,10 +54,10 @@ def test_each_builder_writes_schema_valid_data(method: str, long_tiny_model: Pat
         (check_sft if output == "sft" else check_pair)(r)
         assert r["method"] == method.replace("-", "_")
     details = read_jsonl(out / "candidates.jsonl")
-    assert [d["query_id"] for d in details] == ["corpus-1", "corpus-2", "corpus-3"]
+    assert [d["query_id"] for d in details] == ["corpus-1", "corpus-2"]
     assert sum(d["kept"] for d in details) == len(records)
     if method == "sft":
-        assert [r["response"] for r in records] == ["0 plus 0 is 0.", "1 plus 1 is 2.", "2 plus 2 is 4."]
+        assert [r["response"] for r in records] == ["0 plus 0 is 0.", "1 plus 1 is 2."]
     if method == "self-rewarding":
         assert all(len(d["judgements"]) == 3 for d in details)   # every candidate was judged
     # A rerun resumes: nothing new is generated and the files stay the same.
