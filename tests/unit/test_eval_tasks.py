@@ -190,3 +190,18 @@ def test_real_development_slices(shared_data: Path, name: str) -> None:
         if task.answer_type == "choice":
             assert item.gold in item.labels
         assert item.question.strip() and item.gold.strip()
+
+
+def test_hub_rows_convert_like_the_files() -> None:
+    # Row layouts of the hub copies, which differ from the official files.
+    arc = get_task("arc_challenge").hub.to_item(
+        {"id": "x", "question": "Which?", "choices": {"text": ["a", "b", "c"], "label": ["1", "2", "3"]},
+         "answerKey": "3"}, 0)
+    assert (arc.labels, arc.gold) == (("1", "2", "3"), "3")
+    sqa = get_task("strategyqa").hub.to_item(
+        {"inputs": "Q: Is ice cold?\nA:", "multiple_choice_targets": ["Yes", "No"], "multiple_choice_scores": [1, 0],
+         "targets": ["Yes. because rationale"]}, 4)
+    assert (sqa.id, sqa.question, sqa.gold) == ("strategyqa-4", "Is ice cold?", "Yes")
+    logiqa = get_task("logiqa").hub.to_item(
+        {"context": "c", "query": "q", "options": ["w", "x", "y", "z"], "correct_option": 2}, 1)
+    assert logiqa.gold == "C" and logiqa.question.endswith("C. y\nD. z")
