@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
+
+import torch
 
 from genius.engines import make_engine
 from genius.engines.base import SamplingParams
@@ -87,7 +90,8 @@ def main() -> None:
     n = len(queries)
     rows = [("(a) reference structure", ref_s, ref_tok), ("(b) genius sample", ours_s, ours_tok)]
     print(f"{n} queries, M=2 N=4 K=4, steps <= {cfg.max_step_tokens} tok, rollouts <= {cfg.max_rollout_tokens} tok, "
-          f"{args.model} {args.dtype} on cpu")
+          f"{args.model} {args.dtype} on cpu, {torch.get_num_threads()} torch threads, "
+          f"load average {os.getloadavg()[0]:.1f} at the end")
     print(f"{'':26s} {'seconds':>9s} {'queries/min':>12s} {'gen tokens':>11s} {'tokens/s':>9s}")
     for name, s, tok in rows:
         print(f"{name:26s} {s:9.1f} {60 * n / s:12.2f} {tok:11d} {tok / s:9.1f}")
