@@ -63,3 +63,17 @@ def test_unknown_task_and_missing_data_exit_2(tiny_model_dir: Path, tmp_path: Pa
     assert main(["eval", "compare", str(tmp_path / "x")]) == 2
     assert main(["eval", "compare", str(tmp_path / "x"), str(tmp_path / "y")]) == 2
     assert "no such run folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_in_the_instructed_form(embedded_model_dir: Path, tmp_path: Path) -> None:
+    """SmolLM2-135M, zero-shot, 4 synthetic problems: the responses are real text and most end in
+    an extractable answer (a random model would give none)."""
+    from genius.evaluation import EvalConfig, run_eval
+
+    cfg = EvalConfig(model="smollm2-135m", tasks=["synthetic"], limit=4, max_new_tokens=96, preset="zero-shot",
+                     dtype="fp32", device="cpu")
+    metrics = run_eval(cfg, tmp_path)["synthetic"]
+    records = [json.loads(line) for line in (tmp_path / "synthetic" / "samples.jsonl").read_text().splitlines()]
+    assert metrics["n"] == 4 and all(r["response"].strip() for r in records)
+    assert metrics["n_no_answer"] <= 2
