@@ -1,0 +1,155 @@
+"""A lean decode path for Llama-family models over the HF model's own weights.
+
+Why: per generated token, ``model.forward`` of transformers rebuilds a 4-D attention mask,
+grows every layer's KV cache with ``torch.cat`` (a copy of the whole cache per step) and, with
+grouped-query attention, copies keys and values once more to repeat them per query head. At
+sampling batch sizes those copies cost more than the matmuls (see benchmarks/bench_engine.py).
+Here the KV cache is allocated once at its final length, written in place, and queries are
+grouped per KV head so keys and values are read where they lie.
+
+Only the architectures whose forward is exactly this one are accepted (``supports``); the
+engine falls back to ``model.forward`` with a ``DynamicCache`` for everything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+
+
+def supports(model: Any) -> bool:
+    """True when ``model`` is a Llama-shaped decoder whose forward this module reproduces."""
+    config = getattr(model, "config", None)
+    if config is None or getattr(config, "model_type", None) not in _SUPPORTED_TYPES:
+        return False
+    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
+        return False
+    # Sliding-window attention changes which keys a query sees; not reproduced here.
+    if getattr(config, "model_type", None) == "qwen2":
+        if getattr(config, "use_sliding_window", False):
+            return False
+    elif getattr(config, "sliding_window", None) is not None:
+        return False
+    inner = getattr(model, "model", None)
+    return all(hasattr(inner, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb")) and hasattr(
+        model, "lm_head")
+
+
+class LeanDecoder:
+    """Prefill + one-token decode steps with a preallocated KV cache, batch rows left-padded.
+
+    Every batch row shares the cache column of a step (left padding right-aligns the prompts);
+    the rotary position of each row is its own count of real tokens so far. ``pad_bias`` masks
+    the padding columns of each row.
+    """
+
+    def __init__(self, model: Any):
+        config = model.config
+        self.model = model
+        self.layers = list(model.model.layers[: config.num_hidden_layers])
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        self.scale = self.head_dim ** -0.5
+        self.cache: torch.Tensor | None = None  # [layers, 2, batch, kv_heads, length, head_dim]
+        self.pad_bias: torch.Tensor | None = None  # [batch, length]: 0 or -inf
+        self.length = 0  # filled cache columns
+
+    # --------------------------------------------------------------- public steps
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
+                repeat: int, total_length: int) -> torch.Tensor:
+        """Run the left-padded prompts, keep their keys/values ``repeat`` times each (the n samples
+        of a prompt share its prefill) in a cache of ``total_length`` columns; return the last
+        position's logits, one row per prompt (not repeated)."""
+        batch, width = input_ids.shape
+        dtype, device = self.model.lm_head.weight.dtype, input_ids.device
+        self.cache = torch.zeros((len(self.layers), 2, batch * repeat, self.kv_heads, total_length, self.head_dim),
+                                 dtype=dtype, device=device)
+        valid = attention_mask.bool()
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        allowed = causal[None] & valid[:, None, :]
+        # Padding queries would see no key at all (NaN softmax); let them see themselves.
+        allowed |= torch.eye(width, dtype=torch.bool, device=device)[None]
+        bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
+        pad = torch.zeros((batch, total_length), dtype=dtype, device=device)
+        pad[:, :width].masked_fill_(~valid, float("-inf"))
+        self.pad_bias = pad.repeat_interleave(repeat, 0) if repeat > 1 else pad
+        hidden = self._forward(self.model.model.embed_tokens(input_ids), positions, bias, 0, repeat)
+        self.length = width
+        return self._logits(hidden[:, -1])
+
+    def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row (``positions``: each row's rotary position); return logits."""
+        assert self.cache is not None and self.pad_bias is not None
+        if self.length >= self.cache.shape[4]:
+            raise RuntimeError("KV cache full: total_length was too small")
+        bias = self.pad_bias[:, None, : self.length + 1]
+        hidden = self._forward(self.model.model.embed_tokens(tokens[:, None]), positions[:, None], bias,
+                               self.length, 1)
+        self.length += 1
+        return self._logits(hidden[:, -1])
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows (finished sequences stop costing decode work)."""
+        assert self.cache is not None and self.pad_bias is not None
+        self.cache = self.cache.index_select(2, rows)
+        self.pad_bias = self.pad_bias.index_select(0, rows)
+
+    def release(self) -> None:
+        self.cache = self.pad_bias = None
+        self.length = 0
+
+    # --------------------------------------------------------------- the forward
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.model.lm_head(self.model.model.norm(hidden)).float()
+
+    def _forward(self, hidden: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor, start: int,
+                 repeat: int) -> torch.Tensor:
+        """``hidden`` [batch, seq, dim] for cache columns start..start+seq; ``bias`` [batch, seq, keys]."""
+        cos, sin = self.model.model.rotary_emb(hidden, positions)  # [batch, seq, head_dim]
+        cos, sin = cos[:, :, None], sin[:, :, None]
+        for i, layer in enumerate(self.layers):
+            hidden = hidden + self._attention(i, layer.self_attn, layer.input_layernorm(hidden), cos, sin, bias,
+                                              start, repeat)
+            mlp = layer.mlp
+            h = layer.post_attention_layernorm(hidden)
+            hidden = hidden + mlp.down_proj(F.silu(mlp.gate_proj(h)) * mlp.up_proj(h))
+        return hidden
+
+    def _attention(self, i: int, attn: Any, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                   bias: torch.Tensor, start: int, repeat: int) -> torch.Tensor:
+        batch, seq, _ = h.shape
+        q = _rope(attn.q_proj(h).view(batch, seq, self.heads, self.head_dim), cos, sin)
+        k = _rope(attn.k_proj(h).view(batch, seq, self.kv_heads, self.head_dim), cos, sin)
+        v = attn.v_proj(h).view(batch, seq, self.kv_heads, self.head_dim)
+        assert self.cache is not None
+        end = start + seq
+        if repeat == 1:
+            self.cache[i, 0, :, :, start:end] = k.transpose(1, 2)
+            self.cache[i, 1, :, :, start:end] = v.transpose(1, 2)
+            keys, values = self.cache[i, 0, :, :, :end], self.cache[i, 1, :, :, :end]
+        else:  # prefill shared by the n samples: attend on the unrepeated keys, store repeated
+            keys, values = k.transpose(1, 2), v.transpose(1, 2)
+            self.cache[i, 0, :, :, start:end] = keys.repeat_interleave(repeat, 0)
+            self.cache[i, 1, :, :, start:end] = values.repeat_interleave(repeat, 0)
+        group = self.heads // self.kv_heads
+        # Queries grouped per KV head: [batch, kv_heads, group * seq, head_dim] meets the keys
+        # [batch, kv_heads, keys, head_dim] as they are, with no per-head copy of the cache.
+        q = q.view(batch, seq, self.kv_heads, group, self.head_dim).permute(0, 2, 3, 1, 4)
+        q = q.reshape(batch, self.kv_heads, group * seq, self.head_dim)
+        scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(self.scale)
+        scores = scores.view(batch, self.kv_heads, group, seq, -1).add_(bias[:, None, None])
+        probs = torch.softmax(scores.float(), dim=-1).to(values.dtype)
+        out = torch.matmul(probs.view(batch, self.kv_heads, group * seq, -1), values)
+        out = out.view(batch, self.kv_heads, group, seq, self.head_dim).permute(0, 3, 1, 2, 4)
+        return attn.o_proj(out.reshape(batch, seq, self.heads * self.head_dim))
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin

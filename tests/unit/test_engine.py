@@ -1,0 +1,185 @@
+"""The HF generation engine on the tiny random Llama: stops, finish reasons, log-probs, padding,
+shared prefill, seeds, top-p, bad prompts. Both decode paths (lean and model.forward) run the
+behavioural tests and must agree with each other."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from genius.engines.base import SamplingParams
+from genius.engines.hf import HFEngine, _sample
+from genius.errors import UserError
+
+PROMPTS = [[72, 101, 108, 108, 111], [87, 104, 97, 116, 32, 105, 115, 32, 50, 43, 50, 63], [65, 66]]
+
+
+@pytest.fixture(scope="module", params=["lean", "forward"])
+def engine(request: pytest.FixtureRequest, tiny_engine: HFEngine) -> HFEngine:
+    """A fresh engine per decode path over the shared tiny model (tests may set eos_ids)."""
+    assert tiny_engine.use_lean  # the tiny model is a Llama: the lean path is the default
+    return HFEngine(tiny_engine.model, tiny_engine.tokenizer, use_lean=request.param == "lean")
+
+
+def greedy(engine: HFEngine, prompts: list[list[int]], max_new: int = 24, **kw) -> list:
+    return [r[0] for r in engine.generate(prompts, SamplingParams(temperature=0, max_new_tokens=max_new, **kw))]
+
+
+def test_paths_agree(tiny_engine: HFEngine) -> None:
+    lean_eng = HFEngine(tiny_engine.model, tiny_engine.tokenizer, use_lean=True)
+    hf_eng = HFEngine(tiny_engine.model, tiny_engine.tokenizer, use_lean=False)
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=20, seed=5)
+    a, b = lean_eng.generate(PROMPTS, params), hf_eng.generate(PROMPTS, params)
+    for ra, rb in zip(a, b):
+        for ca, cb in zip(ra, rb):
+            assert ca.token_ids == cb.token_ids
+            assert ca.logprobs == pytest.approx(cb.logprobs, abs=1e-4)
+
+
+def test_greedy_logprobs_equal_teacher_forced(engine: HFEngine) -> None:
+    outs = greedy(engine, PROMPTS, max_new=30)
+    assert all(len(c.token_ids) == len(c.logprobs) > 0 for c in outs)
+    forced = engine.logprobs(PROMPTS, [c.token_ids for c in outs])
+    for c, lp in zip(outs, forced):
+        assert c.logprobs == pytest.approx(lp, abs=1e-4)
+    # Greedy picks the most likely token, so every log-prob is that of the mode: at least log(1/V).
+    assert min(min(c.logprobs) for c in outs) > -torch.log(torch.tensor(320.0)).item()
+
+
+def test_sampled_logprobs_are_before_temperature(engine: HFEngine) -> None:
+    """At T = 2 the sampling distribution is flatter; the reported log-probs must still be the
+    model's own log softmax(logits), i.e. what teacher forcing returns."""
+    [outs] = engine.generate([PROMPTS[0]], SamplingParams(n=4, temperature=2.0, max_new_tokens=16, seed=3))
+    forced = engine.logprobs([PROMPTS[0]] * 4, [c.token_ids for c in outs])
+    for c, lp in zip(outs, forced):
+        assert c.logprobs == pytest.approx(lp, abs=1e-4)
+
+
+def test_padding_and_batch_composition_do_not_change_greedy(engine: HFEngine) -> None:
+    together = greedy(engine, PROMPTS)
+    for p, c in zip(PROMPTS, together):
+        [alone] = greedy(engine, [p])
+        assert alone.token_ids == c.token_ids
+        assert alone.logprobs == pytest.approx(c.logprobs, abs=1e-4)
+
+
+def test_batch_composition_does_not_change_samples(engine: HFEngine) -> None:
+    """A prompt keeps its random streams (keyed by its index in the call) whatever follows it:
+    alone it is unpadded, with the longer prompt behind it it is left-padded."""
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=16, seed=7)
+    [alone] = engine.generate(PROMPTS[:1], params)
+    [first, _, _] = engine.generate(PROMPTS, params)
+    assert [c.token_ids for c in alone] == [c.token_ids for c in first]
+    assert alone[0].token_ids != alone[1].token_ids
+
+
+def test_n_samples_share_the_prompt(engine: HFEngine) -> None:
+    before = engine.stats.prompt_tokens
+    [outs] = engine.generate([PROMPTS[1]], SamplingParams(n=5, temperature=1.0, max_new_tokens=12, seed=0))
+    assert len(outs) == 5
+    assert engine.stats.prompt_tokens - before == len(PROMPTS[1])  # one prefill for the 5 samples
+    assert all(c.prompt_tokens == len(PROMPTS[1]) for c in outs)
+    assert len({tuple(c.token_ids) for c in outs}) > 1
+
+
+def test_seed_reproducible_and_seed_matters(engine: HFEngine) -> None:
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=16, seed=11)
+    first = engine.generate(PROMPTS, params)
+    again = engine.generate(PROMPTS, params)
+    other = engine.generate(PROMPTS, SamplingParams(n=3, temperature=1.0, max_new_tokens=16, seed=12))
+    ids = lambda res: [[c.token_ids for c in r] for r in res]  # noqa: E731
+    assert ids(first) == ids(again)
+    assert ids(first) != ids(other)
+
+
+def _ascii_pair(tokenizer, tokens: list[int]) -> int | None:
+    """Index i >= 1 where tokens i, i+1 are two printable ASCII characters whose pair first
+    occurs there in the decoded text; None if there is no such place."""
+    for i in range(1, len(tokens) - 1):
+        pair = tokenizer.decode(tokens[i:i + 2])
+        if len(pair) == 2 and pair.isascii() and pair.isprintable() and not pair.isspace():
+            head = tokenizer.decode(tokens[:i + 2])
+            if head.endswith(pair) and head.find(pair) == len(head) - 2:
+                return i
+    return None
+
+
+def test_stop_string_spanning_two_tokens_is_per_sequence(engine: HFEngine) -> None:
+    """The byte tokenizer makes every character one token, so a 2-character stop string spans
+    two tokens. The row that produces it stops right after it; the other row runs on unchanged
+    (each row has its own random stream, so its samples do not depend on the other row)."""
+    params = dict(n=1, temperature=1.0, max_new_tokens=40, seed=2)
+    base = [r[0] for r in engine.generate(PROMPTS[:2], SamplingParams(**params))]
+    found = [(row, _ascii_pair(engine.tokenizer, base[row].token_ids)) for row in (0, 1)]
+    row, i = next((r, i) for r, i in found if i is not None)  # StopIteration: change the prompts
+    stop = engine.tokenizer.decode(base[row].token_ids[i:i + 2])
+    other = 1 - row
+    assert stop not in engine.tokenizer.decode(base[other].token_ids)
+    stopped = [r[0] for r in engine.generate(PROMPTS[:2], SamplingParams(**params, stop=(stop, "never-seen")))]
+    assert stopped[row].finish_reason == "stop" and stopped[row].stop_string == stop
+    assert stopped[row].token_ids == base[row].token_ids[: i + 2]
+    assert stopped[row].text_until_stop().endswith(stop)
+    assert stopped[other].finish_reason == base[other].finish_reason != "stop"
+    assert stopped[other].token_ids == base[other].token_ids
+
+
+def test_finish_reasons_eos_and_length(engine: HFEngine) -> None:
+    [base] = greedy(engine, [PROMPTS[0]], max_new=20)
+    assert base.finish_reason == "length" and len(base.token_ids) == 20
+    # Declare the 4th generated token an end-of-sequence token: greedy must end on its first use.
+    eos = base.token_ids[3]
+    first = base.token_ids.index(eos)
+    saved = engine.eos_ids
+    engine.eos_ids = {eos}
+    try:
+        [ended] = greedy(engine, [PROMPTS[0]], max_new=20)
+    finally:
+        engine.eos_ids = saved
+    assert ended.finish_reason == "eos"
+    assert ended.token_ids == base.token_ids[: first + 1]  # the EOS token is included
+
+
+def test_context_limits_generation_and_rejects_long_prompts(engine: HFEngine) -> None:
+    ctx = engine.max_context
+    [near] = greedy(engine, [[65] * (ctx - 3)], max_new=50)
+    assert near.finish_reason == "length" and len(near.token_ids) == 3
+    with pytest.raises(UserError, match="context"):
+        engine.generate([[65] * ctx], SamplingParams(max_new_tokens=4))
+
+
+def test_empty_prompt_and_bad_params_are_user_errors(engine: HFEngine) -> None:
+    with pytest.raises(UserError, match="prompt 1 is empty"):
+        engine.generate([[65], []], SamplingParams())
+    with pytest.raises(UserError, match="top_p"):
+        engine.generate([[65]], SamplingParams(top_p=0))
+
+
+def test_sample_inverse_cdf_by_hand() -> None:
+    """probs = [0.15, 0.5, 0.05, 0.3] -> cdf [0.15, 0.65, 0.70, 1.0]; a row takes the first token
+    whose cdf exceeds u: u 0.1 -> 0, 0.15 -> 1 (cdf 0.15 does not exceed 0.15), 0.66 -> 2,
+    0.71 -> 3, 0.99 -> 3."""
+    logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]])).repeat(5, 1)
+    u = torch.tensor([0.1, 0.15, 0.66, 0.71, 0.99], dtype=torch.float64)
+    assert _sample(logits, 1.0, 1.0, u).tolist() == [0, 1, 2, 3, 3]
+    assert _sample(logits, 0.0, 1.0, None).tolist() == [1] * 5
+
+
+def test_sample_top_p_by_hand() -> None:
+    """Sorted: t1 0.5, t3 0.3, t0 0.15, t2 0.05; mass before each: 0, 0.5, 0.8, 0.95.
+    top_p 0.7 drops those whose mass before is >= 0.7: keeps t1, t3 (sorted cdf 0.5, 0.8, total
+    0.8). u 0.6 -> 0.48 -> t1; u 0.7 -> 0.56 -> t3; u 1.0 (target = total, the rounding edge)
+    -> t3, never the dropped t0/t2. top_p 0.5 keeps t1 alone (0.5 already reaches 0.5)."""
+    logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]])).repeat(3, 1)
+    u = torch.tensor([0.6, 0.7, 1.0], dtype=torch.float64)
+    assert _sample(logits, 1.0, 0.7, u).tolist() == [1, 3, 3]
+    assert _sample(logits, 1.0, 0.5, u).tolist() == [1, 1, 1]
+
+
+def test_sample_temperature_by_hand() -> None:
+    """At T = 0.5, p ∝ p^2 = [0.0225, 0.25, 0.0025, 0.09] / 0.365
+    = [0.0616, 0.6849, 0.0068, 0.2466]; cdf [0.0616, 0.7466, 0.7534, 1]: u 0.68 -> 1, 0.75 -> 2
+    (at T = 1, cdf [0.15, 0.65, 0.70, 1]: 0.68 -> 2, 0.75 -> 3)."""
+    logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]])).repeat(2, 1)
+    u = torch.tensor([0.68, 0.75], dtype=torch.float64)
+    assert _sample(logits, 0.5, 1.0, u).tolist() == [1, 2]
+    assert _sample(logits, 1.0, 1.0, u).tolist() == [2, 3]
