@@ -57,10 +57,10 @@ def pairs(tmp_path_factory) -> Path:
 
 def test_cli_writes_run_folder_and_a_loadable_model(tiny_model_dir, pairs, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--model", str(tiny_model_dir), "--data", str(pairs), "--out", str(out), "--cpu",
-               "--max-steps", "4", "--lr", "2e-3", "--set", "per_device_batch_size=4", "--set", "save_every=2",
-               "--set", f"reference_cache_dir={tmp_path / 'cache'}", "--set", "max_length=128"])
-    assert rc == 0
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(pairs), "--out", str(out), "--cpu",
+            "--max-steps", "4", "--lr", "2e-3", "--set", "per_device_batch_size=4", "--set", "save_every=2",
+            "--set", f"reference_cache_dir={tmp_path / 'cache'}", "--set", "max_length=128"]
+    assert main(args) == 0
     log = read_jsonl(out / "train_log.jsonl")
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     assert LOG_FIELDS <= set(log[0])
@@ -74,8 +74,11 @@ def test_cli_writes_run_folder_and_a_loadable_model(tiny_model_dir, pairs, tmp_p
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert "final model:" in capsys.readouterr().out
     assert main(["generate", "--model", str(out / "final"), "--max-new-tokens", "4", "--device", "cpu", "hi"]) == 0
-    # A rerun of a finished run does nothing and returns the same folder.
-    assert run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=4), out) == out / "final"
+    # A rerun of a finished run does nothing; a changed config or --no-resume is refused.
+    capsys.readouterr()
+    assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
+    assert main(args + ["--lr", "1e-3"]) == 2 and "other settings (lr)" in capsys.readouterr().err
+    assert main(args + ["--no-resume"]) == 2 and "earlier run" in capsys.readouterr().err
 
 
 def test_every_loss_trains(tiny_model_dir, pairs, tmp_path):
@@ -111,7 +114,8 @@ def test_lora_reference_is_adapter_disabled_and_final_is_merged(tiny_model_dir, 
     log = read_jsonl(tmp_path / "lora" / "train_log.jsonl")
     assert log[0]["loss"] == pytest.approx(0.693147, abs=1e-5)  # LoRA B starts at 0: policy == reference
     merged = weights(final)
-    assert not any("lora" in k for k in merged)
+    assert not any("lora" in k or "base_layer" in k for k in merged)
+    assert set(merged) == set(weights(tiny_model_dir))
     before = weights(tiny_model_dir)
     changed = {k for k in before if not torch.equal(before[k], merged[k])}
     assert changed and all("q_proj" in k or "v_proj" in k for k in changed)

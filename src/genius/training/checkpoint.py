@@ -4,7 +4,7 @@ Layout of a run folder::
 
     out_dir/train_config.yaml   the config (a resume refuses a changed one)
     out_dir/train_log.jsonl     one line per logged step
-    out_dir/checkpoint-<step>/  model/ (HF folder; with LoRA the peft adapter), state/ (accelerate:
+    out_dir/checkpoint-<step>/  model/ (plain HF folder, LoRA merged), state/ (accelerate:
                                 optimizer, scheduler, RNG), trainer_state.json (step, data position)
     out_dir/final/              the trained model as a plain HF folder (LoRA merged), with tokenizer
 
@@ -90,24 +90,41 @@ def _commit(accelerator: Any, tmp: Path, path: Path) -> None:
     accelerator.wait_for_everyone()
 
 
-def save_hf(accelerator: Any, model: Any, tokenizer: Any, folder: Path, *, merge_lora: bool) -> None:
-    """The model as an HF folder. All processes must call it (ZeRO-3/FSDP gather the weights)."""
+def merged_lora_state_dict(peft_model: Any) -> tuple[Any, dict[str, Any]]:
+    """(base model, its state dict with every LoRA delta added), computed out of place: the
+    training weights are untouched, unlike peft's merge_adapter/unmerge_adapter round trip."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    deltas = {}
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if isinstance(module, LoraLayer) and not module.disable_adapters:
+                deltas[f"{name}.weight"] = sum(module.get_delta_weight(a) for a in module.active_adapters)
+        state = {}
+        for key, value in base.state_dict().items():
+            if ".lora_" in key:
+                continue
+            key = key.replace(".base_layer.", ".")
+            state[key] = (value + deltas[key].to(value.dtype)) if key in deltas else value
+    return base, state
+
+
+def save_hf(accelerator: Any, model: Any, tokenizer: Any, folder: Path) -> None:
+    """The model as a plain HF folder (LoRA merged in), loadable by every command. All processes
+    must call it (ZeRO-3/FSDP gather the full weights for it)."""
     unwrapped = accelerator.unwrap_model(model)
-    is_peft = hasattr(unwrapped, "merge_and_unload")
-    if is_peft and merge_lora:
+    if hasattr(unwrapped, "get_base_model"):
+        # peft: merged on the main process from its own (unsharded) copy.
         if accelerator.is_main_process:
-            merged = unwrapped.merge_and_unload()
-            merged.config.use_cache = True
-            merged.save_pretrained(folder, safe_serialization=True)
+            net, state = merged_lora_state_dict(unwrapped)
     else:
-        state = accelerator.get_state_dict(model)
-        if accelerator.is_main_process:
-            if not is_peft:
-                unwrapped.config.use_cache = True
-            unwrapped.save_pretrained(folder, state_dict=state, safe_serialization=True)
-            if not is_peft:
-                unwrapped.config.use_cache = False
+        net, state = unwrapped, accelerator.get_state_dict(model)
     if accelerator.is_main_process:
+        net.config.use_cache = True  # generation wants the KV cache; training turned it off
+        net.save_pretrained(folder, state_dict=state, safe_serialization=True)
+        net.config.use_cache = False
         tokenizer.save_pretrained(folder)
 
 
@@ -116,7 +133,7 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path,
     path = out_dir / f"checkpoint-{step}"
     tmp = _fresh_tmp(accelerator, path)
     accelerator.save_state(str(tmp / "state"))
-    save_hf(accelerator, model, tokenizer, tmp / "model", merge_lora=False)
+    save_hf(accelerator, model, tokenizer, tmp / "model")
     if accelerator.is_main_process:
         write_json(tmp / "trainer_state.json", trainer_state)
     _commit(accelerator, tmp, path)
@@ -129,7 +146,7 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path,
 def save_final(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, summary: dict[str, Any]) -> Path:
     path = out_dir / "final"
     tmp = _fresh_tmp(accelerator, path)
-    save_hf(accelerator, model, tokenizer, tmp, merge_lora=True)
+    save_hf(accelerator, model, tokenizer, tmp)
     if accelerator.is_main_process:
         write_json(tmp / "genius_train_summary.json", summary)
     _commit(accelerator, tmp, path)

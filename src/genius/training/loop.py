@@ -91,7 +91,7 @@ class StepStats:
 
 
 def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
-    from accelerate import Accelerator, PartialState
+    from accelerate import Accelerator, DistributedType, PartialState
     from accelerate.state import AcceleratorState, GradientState
 
     # A second run in the same process (tests, pipelines) must not inherit the first one's settings.
@@ -110,13 +110,17 @@ def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
         plugin.deepspeed_config.update(train_micro_batch_size_per_gpu=cfg.per_device_batch_size,
                                        gradient_accumulation_steps=grad_accum,
                                        gradient_clipping=cfg.max_grad_norm)
+    sharded = (plugin is not None and plugin.zero_stage == 3) or accelerator.distributed_type == DistributedType.FSDP
+    if cfg.lora is not None and sharded:
+        raise UserError("train config: LoRA with ZeRO-3/FSDP sharding is not supported (checkpoints merge the "
+                        "adapters from an unsharded copy); use configs/accelerate/ddp.yaml or a full fine-tune")
     return accelerator, grad_accum
 
 
 def _check_run_dir(cfg: TrainConfig, out_dir: Path, resume: bool) -> tuple[Path, dict] | None:
     """The checkpoint to resume from (if any), refusing a changed config or a silent restart."""
     found = ckpt.checkpoints(out_dir)
-    if found and not resume:
+    if (found or (out_dir / "final").is_dir()) and not resume:
         raise UserError(f"{out_dir}: holds checkpoints of an earlier run; resume it (--resume) or pick a new --out")
     saved = out_dir / "train_config.yaml"
     if resume and saved.is_file():
@@ -175,14 +179,14 @@ def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
     out_dir = Path(out_dir)
     cfg.validate()
     loss = get_loss(cfg.loss)
-    if (out_dir / "final").is_dir() and resume:
+    start = _check_run_dir(cfg, out_dir, resume)
+    if (out_dir / "final").is_dir():
         print(f"genius train: {out_dir / 'final'} exists; nothing to do")
         return out_dir / "final"
     accelerator, grad_accum = _make_accelerator(cfg, out_dir)
     from accelerate.utils import set_seed
 
     set_seed(cfg.seed)
-    start = _check_run_dir(cfg, out_dir, resume)
     if accelerator.is_main_process:
         out_dir.mkdir(parents=True, exist_ok=True)
         config_io.save(cfg, out_dir / "train_config.yaml")
