@@ -4,7 +4,7 @@ Trains the same pairs with the same settings for a fixed number of steps, once p
 its own process (so that peak memory is that run's own: ru_maxrss), and prints pairs/s, peak
 memory and their ratios side by side, then checks that the two loss curves agree.
 
-    python benchmarks/bench_train.py                       # embedded model, 32 pairs, 8 steps
+    python benchmarks/bench_train.py                       # embedded model, 8 steps x 4 pairs
     python benchmarks/bench_train.py --steps 4 --lora      # LoRA: online = adapter-disabled pass
 
 With a full fine-tune the online mode holds a second, frozen copy of the model; with LoRA it runs
@@ -76,7 +76,8 @@ def run_mode(mode: str, args: argparse.Namespace, tmp: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--data", type=Path, default=None, help="pairs.jsonl (default: 32 generated arithmetic pairs)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="pairs.jsonl (default: steps x batch generated arithmetic pairs, i.e. one epoch)")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--lora", action="store_true")
@@ -91,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp_name:
         tmp = Path(tmp_name)
         if args.data is None:
-            args.data = make_pairs(tmp / "pairs.jsonl", 32)
+            args.data = make_pairs(tmp / "pairs.jsonl", args.steps * args.batch)
         res = {mode: run_mode(mode, args, tmp) for mode in ("precompute", "online")}
     pre, onl = res["precompute"], res["online"]
     print(f"model {args.model} ({'LoRA r16' if args.lora else 'full fine-tune'}), {args.steps} steps x "
