@@ -228,3 +228,18 @@ def test_scpo_cut_off_samples_cast_no_vote(tmp_path: Path) -> None:
     assert read_jsonl(build("scpo", BaselineConfig(k=4), queries(1), engine, tmp_path)) == []
     [detail] = read_jsonl(tmp_path / "candidates.jsonl")
     assert detail["clusters"] == [0, 0, None, None]
+
+
+def test_judge_prefix_starts_every_judgement(tmp_path: Path) -> None:
+    def reply(prompt: str, n: int) -> list[str]:
+        if "<response>" in prompt:
+            assert prompt.endswith("Score: ")          # the judgement continues the prefix
+            return ["5" if "long answer" in prompt else "2"] * n
+        return ["long answer", "short"]
+
+    cfg = BaselineConfig(k=2, judge_samples=1, judge_prefix="Score: ", judge_max_new_tokens=4)
+    [pair] = read_jsonl(build("self_rewarding", cfg, queries(1), ScriptedEngine(reply), tmp_path))
+    assert (pair["chosen"], pair["rejected"], pair["score_w"], pair["score_l"]) == (
+        PREFIX + "long answer", PREFIX + "short", 5.0, 2.0)
+    [detail] = read_jsonl(tmp_path / "candidates.jsonl")
+    assert detail["judgements"] == [["Score: 5"], ["Score: 2"]]

@@ -35,6 +35,10 @@ class BaselineConfig:
     """Self-Rewarding: temperature of the judge samples."""
     judge_max_new_tokens: int = 256
     """Self-Rewarding: longest judgement (a short justification and "Score: X")."""
+    judge_prefix: str = ""
+    """Self-Rewarding: text the judgement starts with. "" is the paper (justify, then conclude
+    with "Score: X"); "Score: " makes a small model state its score first, with a few tokens
+    (judge_max_new_tokens 4), for micro-scale runs where it never reaches the conclusion."""
     vote_threshold: float = 0.5
     """STaR and ScPO: two answers agree when the Jaccard similarity of their token sets is at
     least this (1.0 = exact match of the normalised answers); see genius.baselines.voting."""

@@ -6,7 +6,8 @@ score is its last "Score: X" (0-5; judgements without one are ignored) and a can
 score is the mean of its parsed judgements. chosen = the highest-scored candidate, rejected =
 the lowest; a query whose candidates all score the same (or with fewer than two scored
 candidates) gives no pair. Iterations use the newly trained model as the next generator,
-judge and DPO reference.
+judge and DPO reference. Option (not in the paper): ``judge_prefix: "Score: "`` starts every
+judgement with "Score: " so that a small model states a score at once.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     judge_prompts = [judge_prompt(q.messages, c) for q, cands in zip(batch, candidates) for c in cands]
     # A judge prompt that leaves no room for the judgement in the context is not judged (score None).
     room = engine.max_context - cfg.judge_max_new_tokens
-    fits = [len(chat_prompt_ids(engine.tokenizer, m)) <= room for m in judge_prompts]
-    judged_fit = iter(generate(engine, [m for m, ok in zip(judge_prompts, fits) if ok], prefix="",
+    fits = [len(chat_prompt_ids(engine.tokenizer, m, cfg.judge_prefix)) <= room for m in judge_prompts]
+    judged_fit = iter(generate(engine, [m for m, ok in zip(judge_prompts, fits) if ok], prefix=cfg.judge_prefix,
                                n=cfg.judge_samples, temperature=cfg.judge_temperature, top_p=cfg.top_p,
                                max_new_tokens=cfg.judge_max_new_tokens, seed=seed + 1))
     judgements = [[r.text for r in next(judged_fit)] if ok else [] for ok in fits]
