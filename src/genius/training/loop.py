@@ -39,7 +39,7 @@ from genius.training import checkpoint as ckpt
 from genius.training import reference as ref
 from genius.training.config import TrainConfig
 from genius.training.data import Example, batch_order, collate, forward_logps, read_records, tokenize
-from genius.training.losses import LossSpec, PairLogps, get_loss
+from genius.training.losses import LossOutput, LossParams, LossSpec, PairLogps, get_loss
 
 # Settings a resumed run may change: they do not alter what is computed.
 RESUME_MAY_CHANGE = ("save_every", "keep_checkpoints", "log_every", "trackers", "reference_cache_dir", "cpu")
@@ -166,12 +166,23 @@ def _online_reference(cfg: TrainConfig, accelerator: Any, model: Any) -> Any:
     return ckpt.load_frozen(cfg.reference_model or cfg.model, cfg, accelerator.device)
 
 
-def _pair_logps(loss: LossSpec, batch: dict, logps: torch.Tensor, counts: torch.Tensor) -> PairLogps:
-    b = len(batch["weight"])
-    two = loss.needs_rejected
-    return PairLogps(policy_chosen=logps[:b], chosen_tokens=counts[:b].float(),
-                     policy_rejected=logps[b:] if two else None, rejected_tokens=counts[b:].float() if two else None,
-                     adv_chosen=batch["adv_chosen"], adv_rejected=batch["adv_rejected"], weight=batch["weight"])
+def _batch_loss(accelerator: Any, model: Any, batch: dict, loss: LossSpec, lp: LossParams,
+                precomputed: tuple[torch.Tensor | None, torch.Tensor | None], online_ref: Any) -> LossOutput:
+    """Policy forward on chosen + rejected, reference log-probs looked up (or computed), the loss."""
+    with accelerator.autocast():
+        logps, counts = forward_logps(model, batch)
+    b, two = len(batch["weight"]), loss.needs_rejected
+    x = PairLogps(policy_chosen=logps[:b], chosen_tokens=counts[:b].float(),
+                  policy_rejected=logps[b:] if two else None, rejected_tokens=counts[b:].float() if two else None,
+                  adv_chosen=batch["adv_chosen"], adv_rejected=batch["adv_rejected"], weight=batch["weight"])
+    ref_chosen, ref_rejected = precomputed
+    if ref_chosen is not None:
+        index = batch["index"].cpu()
+        x.ref_chosen = ref_chosen[index].to(logps.device)
+        x.ref_rejected = ref_rejected[index].to(logps.device) if ref_rejected is not None else None
+    elif loss.needs_reference:
+        x.ref_chosen, x.ref_rejected = _online_logps(accelerator, model, online_ref, batch)
+    return loss.fn(x, lp)
 
 
 def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
@@ -259,16 +270,7 @@ def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
             loader = accelerator.skip_first_batches(loader, batches_done)
         for batch in loader:
             with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    logps, counts = forward_logps(model, batch)
-                x = _pair_logps(loss, batch, logps, counts)
-                if ref_chosen is not None:
-                    x.ref_chosen = ref_chosen[batch["index"].cpu()].to(logps.device)
-                    if ref_rejected is not None:
-                        x.ref_rejected = ref_rejected[batch["index"].cpu()].to(logps.device)
-                elif loss.needs_reference:
-                    x.ref_chosen, x.ref_rejected = _online_logps(accelerator, model, online_ref, batch)
-                out = loss.fn(x, lp)
+                out = _batch_loss(accelerator, model, batch, loss, lp, (ref_chosen, ref_rejected), online_ref)
                 accelerator.backward(out.loss)
                 grad_norm = None
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
