@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genius.baselines.voting import (answer_key, cluster, final_answer, final_sentence, jaccard, normalise_answer,
+from genius.baselines.voting import (agree, answer_key, cluster, final_answer, final_sentence, jaccard, normalise_answer,
                                      tokens, vote, vote_counts)
 
 
@@ -62,3 +62,11 @@ def test_vote_counts_ignore_responses_without_tokens() -> None:
 def test_vote_groups_equal_numbers_written_differently() -> None:
     texts = ["The answer is 1,000.", "\\boxed{1000}", "The answer is 999.", "Answer: 1000.0"]
     assert vote(texts, threshold=0.5) == [0, 0, 1, 0]
+
+
+def test_sentences_with_different_numbers_disagree() -> None:
+    # {so, wendy, has, 21, books, left} vs {therefore, wendy, has, 3, books, left}: Jaccard 4/8 = 0.5
+    # reaches the threshold, but the numbers differ ({21} != {3}): two clusters.
+    keys = ["so wendy has 21 books left", "therefore wendy has 3 books left", "thus wendy has 21 books left"]
+    assert cluster(keys, threshold=0.5) == [0, 1, 0]
+    assert agree(tokens("has 3 books"), tokens("has 3 books now"), 0.5)   # 3/4 shared, same numbers

@@ -11,8 +11,9 @@ response is reduced to an *answer key*:
 
 Keys are normalised (numbers in canonical form through genius.evaluation.extract, so
 ``1,000.0`` and ``1000`` agree; other text lower case without LaTeX wrappers and ``$``)
-and split into word/number tokens. Two keys *agree* when the Jaccard similarity of their
-token sets, |A & B| / |A | B|, is at least a threshold (default 0.5).
+and split into word/number tokens. Two keys *agree* when they hold the same numbers and the
+Jaccard similarity of their token sets, |A & B| / |A | B|, is at least a threshold (default
+0.5): "Wendy has 21 books left" and "Wendy has 3 books left" share most words but disagree.
 Clustering is greedy in sample order: a key joins the first cluster whose first member
 (its representative) it agrees with, else it starts a new cluster. For short exact answers
 ("42" vs "43": Jaccard 0) this is exact-match voting; for sentences it merges paraphrases
@@ -84,6 +85,12 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+def agree(a: frozenset[str], b: frozenset[str], threshold: float) -> bool:
+    """Same numbers, and Jaccard similarity at least ``threshold``."""
+    numbers = {t for t in a if t[0].isdigit()}, {t for t in b if t[0].isdigit()}
+    return numbers[0] == numbers[1] and jaccard(a, b) >= threshold
+
+
 def cluster(keys: Sequence[str], threshold: float = 0.5) -> list[int | None]:
     """Greedy clustering in order: cluster id per key (None for a key without tokens)."""
     reps: list[frozenset[str]] = []
@@ -94,7 +101,7 @@ def cluster(keys: Sequence[str], threshold: float = 0.5) -> list[int | None]:
             ids.append(None)
             continue
         for cid, rep in enumerate(reps):
-            if jaccard(toks, rep) >= threshold:
+            if agree(toks, rep, threshold):
                 ids.append(cid)
                 break
         else:
