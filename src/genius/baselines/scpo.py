@@ -63,5 +63,6 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
         if choice is not None:
             records.append({"prompt": q.messages, "chosen": texts[choice.chosen], "rejected": texts[choice.rejected],
                             "weight": choice.weight, "votes_w": choice.votes_w, "votes_l": choice.votes_l})
-        results.append(QueryResult(q.query_id, records, {"samples": texts, "clusters": clusters}))
+        results.append(QueryResult(q.query_id, records, {"samples": texts, "complete": [r.complete for r in responses],
+                                                         "clusters": clusters}))
     return results

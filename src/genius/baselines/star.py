@@ -52,5 +52,6 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
         clusters = vote(ballots(responses, cfg.assistant_prefix), cfg.vote_threshold)
         kept = star_select(texts, clusters, cfg.star_min_votes)
         records = [{"prompt": q.messages, "response": texts[i], "weight": 1.0} for i in kept]
-        results.append(QueryResult(q.query_id, records, {"samples": texts, "clusters": clusters, "kept_indices": kept}))
+        results.append(QueryResult(q.query_id, records, {"samples": texts, "complete": [r.complete for r in responses],
+                                                         "clusters": clusters, "kept_indices": kept}))
     return results
