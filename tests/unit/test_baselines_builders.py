@@ -197,7 +197,8 @@ def test_pipeline_method_builds_one_round_from_the_run_config(tmp_path: Path) ->
     qfile = tmp_path / "queries.jsonl"
     qfile.write_text(json.dumps({"id": "a", "instruction": "Q?", "output": "gold"}) + "\n")
     engine = ScriptedEngine(lambda prompt, n: ["mine"])
-    run_cfg = SimpleNamespace(seed=3, baseline={"spin_greedy": False, "temperature": 0.5})
+    run_cfg = SimpleNamespace(seed=3, baseline={"spin_greedy": False, "temperature": 0.5},
+                              queries=SimpleNamespace(source="unused: the query file has the outputs"))
     path = pipeline_method("spin")(SimpleNamespace(cfg=run_cfg, round=2, out_dir=tmp_path / "r2", queries=qfile,
                                                    engine=engine))
     assert path == tmp_path / "r2" / "pairs.jsonl"
@@ -243,3 +244,18 @@ def test_judge_prefix_starts_every_judgement(tmp_path: Path) -> None:
         PREFIX + "long answer", PREFIX + "short", 5.0, 2.0)
     [detail] = read_jsonl(tmp_path / "candidates.jsonl")
     assert detail["judgements"] == [["Score: 5"], ["Score: 2"]]
+
+
+def test_pipeline_method_finds_corpus_responses_in_the_query_source(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from genius.baselines import pipeline_method
+
+    source = tmp_path / "alpaca.sft.jsonl"
+    source.write_text(json.dumps({"instruction": "Q?", "output": "gold"}) + "\n")
+    run_queries = tmp_path / "queries.jsonl"   # what the pipeline writes: ids and instructions only
+    run_queries.write_text(json.dumps({"id": "alpaca.sft-1", "instruction": "Q?"}) + "\n")
+    run_cfg = SimpleNamespace(seed=0, baseline={}, queries=SimpleNamespace(source=str(source)))
+    path = pipeline_method("sft")(SimpleNamespace(cfg=run_cfg, round=1, out_dir=tmp_path / "r1", queries=run_queries,
+                                                  engine=None))
+    assert [(r["query_id"], r["response"]) for r in read_jsonl(path)] == [("alpaca.sft-1", "gold")]

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genius.baselines import coh, scpo, self_rewarding, sft, spin, star
-from genius.baselines.common import BaselineQuery, Process, as_queries, load_baseline_queries, run_builder
+from genius.baselines.common import (BaselineQuery, Process, as_queries, corpus_responses, load_baseline_queries,
+                                     run_builder)
 from genius.baselines.config import BaselineConfig
 from genius.engines.base import Engine
 from genius.errors import UserError
@@ -97,9 +98,12 @@ def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engi
 def pipeline_method(method: str) -> Callable[[Any], Path]:
     """A ``genius.pipeline.METHODS`` entry: ``ctx -> data file`` for one round.
 
-    ``ctx`` carries ``cfg`` (the run config: ``seed`` and ``baseline``, a dict of BaselineConfig
-    keys), ``round``, ``out_dir``, ``queries`` (the run's JSONL; SFT/SPIN need an ``output``
-    field in it) and ``engine`` (the round's policy). Round r samples with seed + r, as Genius.
+    ``ctx`` carries ``cfg`` (the run config: ``seed``, ``baseline``, a dict of BaselineConfig
+    keys, and ``queries.source``), ``round``, ``out_dir``, ``queries`` (the run's JSONL of ids
+    and instructions) and ``engine`` (the round's policy). Round r samples with seed + r, as
+    Genius. SFT/SPIN take the corpus responses from the run's query file when it has them, else
+    from the file it was drawn from (``cfg.queries.source``; ids match, both come from
+    genius.queries).
     """
     from genius.config import from_dict
 
@@ -107,7 +111,11 @@ def pipeline_method(method: str) -> Callable[[Any], Path]:
 
     def run(ctx: Any) -> Path:
         cfg = from_dict(BaselineConfig, {**ctx.cfg.baseline, "seed": ctx.cfg.seed + ctx.round}, source="config: baseline")
-        queries = load_baseline_queries(ctx.queries, supervised=builder.supervised, system=cfg.system_prompt)
+        corpus = None
+        if builder.supervised and not corpus_responses(Path(ctx.queries)):
+            corpus = ctx.cfg.queries.source
+        queries = load_baseline_queries(ctx.queries, supervised=builder.supervised, system=cfg.system_prompt,
+                                        corpus=corpus)
         return build(builder.name, cfg, queries, ctx.engine, Path(ctx.out_dir))
 
     return run

@@ -90,13 +90,15 @@ def as_queries(items: Iterable[Any], system_prompt: str | None = None, source: s
 
 
 def load_baseline_queries(source: str | Path, *, supervised: bool, limit: int | None = None,
-                          field: str | None = None, system: str | None = None) -> list[BaselineQuery]:
+                          field: str | None = None, system: str | None = None,
+                          corpus: str | Path | None = None) -> list[BaselineQuery]:
     """Queries through genius.queries.load_queries (the same ids and text as Genius); for the
-    supervised baselines each also gets its corpus response (``output`` or ``response``)."""
+    supervised baselines each also gets its corpus response (``output`` or ``response``) from
+    ``corpus`` (default: the query file itself), matched by query id."""
     from genius.queries import load_queries
 
     qset = load_queries(source, field=field, limit=limit, system=system)
-    responses = corpus_responses(Path(source)) if supervised else {}
+    responses = corpus_responses(Path(corpus or source)) if supervised else {}
     return [BaselineQuery(q.id, q.messages, responses.get(q.id)) for q in qset]
 
 
