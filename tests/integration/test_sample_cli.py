@@ -110,3 +110,20 @@ def test_two_shards_by_flag_then_merge(tmp_path: Path, tiny_model_dir: Path, cap
     assert [t["query_id"] for t in lines(out / "trees.jsonl")] == ["q-1", "q-2", "q-3"]
     assert main(["merge", str(out)]) == 0
     assert "2/2 shards -> 3 queries" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_embedded_model_samples_real_queries(tmp_path: Path, embedded_model_dir: Path, shared_data: Path) -> None:
+    """SmolLM2-135M on 2 alpaca queries, one capped step: valid trees and pairs with real text."""
+    out = tmp_path / "run"
+    argv = ["sample", str(shared_data / "queries" / "alpaca_cleaned.queries.jsonl"), "--limit", "2", "--out", str(out),
+            "--model", str(embedded_model_dir), "--steps", "1", "--candidates", "2", "--max-step-tokens", "10", "--max-rollout-tokens", "10",
+            "--no-progress", "--dtype", "fp32", "--device", "cpu"]
+    assert main(argv) == 0
+    trees = lines(out / "trees.jsonl")
+    assert [t["query_id"] for t in sorted(trees, key=lambda t: t["index"])] == ["alpaca_cleaned.queries-1",
+                                                                                   "alpaca_cleaned.queries-2"]
+    assert all(len(t["steps"][0]["candidates"]) == 4 for t in trees)
+    pairs = lines(out / "pairs.jsonl")
+    assert len(pairs) == 2 and all(p["chosen"] != p["rejected"] for p in pairs)
+    assert all(-20 < p["f_l"] <= p["f_w"] < 0 for p in pairs)

@@ -98,3 +98,9 @@ def test_shared_query_files_load(shared_data: Path) -> None:
         assert len(qs) > 0 and all(q.text.strip() for q in qs)
     magpie = load_queries(shared_data / "queries" / "magpie_schema_example.jsonl")
     assert magpie.queries[0].id == "8cabba98-e7fa-52f7-a778-ab847f36f123"  # the record's uuid
+
+
+def test_hub_id_offline_is_one_clear_error() -> None:
+    """conftest sets HF_HUB_OFFLINE=1: a hub id fails at once, naming the way out."""
+    with pytest.raises(UserError, match="hub is unreachable .*pass a .jsonl/.json/.csv file"):
+        load_queries("xufangzhi/Magpie_reasoning_150K_train")
