@@ -22,13 +22,14 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from tqdm import tqdm
 
 from genius import config as configlib
 from genius.engines.base import Engine
 from genius.errors import UserError
-from genius.io import JsonlAppender, dumps, read_json, truncate_torn_tail, write_json
+from genius.io import JsonlAppender, dumps, read_json, read_yaml, truncate_torn_tail, write_json
 from genius.queries import Query, QuerySet
 from genius.sampling.config import RUNTIME_KEYS, SampleConfig
 from genius.sampling.pairs import pairs_for_tree
@@ -65,8 +66,6 @@ def check_config(run_dir: Path, cfg: SampleConfig, force: bool) -> None:
     path = run_dir / CONFIG_NAME
     new = configlib.to_dict(cfg)
     if path.is_file() and not force:
-        from genius.io import read_yaml
-
         old = read_yaml(path) or {}
         changed = configlib.diff(old, new, ignore=RUNTIME_KEYS)
         if changed:
@@ -247,7 +246,7 @@ def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
     trees_path, pairs_path = run_dir / "trees.jsonl", run_dir / "pairs.jsonl"
     tmp = trees_path.with_name(".trees.jsonl.tmp")
     seen: set[str] = set()
-    handles: dict[Path, object] = {}
+    handles: dict[Path, BinaryIO] = {}
     try:
         with tmp.open("wb") as out:
             for _, qid, path, offset in index:
@@ -255,13 +254,13 @@ def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
                     continue
                 seen.add(qid)
                 f = handles.setdefault(path, path.open("rb"))
-                f.seek(offset)  # type: ignore[attr-defined]
-                out.write(f.readline())  # type: ignore[attr-defined]
+                f.seek(offset)
+                out.write(f.readline())
             out.flush()
             os.fsync(out.fileno())
     finally:
         for f in handles.values():
-            f.close()  # type: ignore[attr-defined]
+            f.close()
     os.replace(tmp, trees_path)
     rewrite_pairs(trees_path, pairs_path, cfg)
     stats = summarize(trees_path, pairs_path)

@@ -137,6 +137,7 @@ def _finish_blank_steps(cands: list[_Cand], engine: Engine, cfg: SampleConfig, c
         if not blank:
             break
         prompts = [c.search.prompt_ids + c.search.beams[c.parent].ids + c.step.token_ids for c in blank]
+        # One call for all of them, so the step with the least budget left bounds the others.
         room = min(cfg.max_step_tokens - len(c.step.token_ids) for c in blank)
         params = SamplingParams(n=1, temperature=cfg.step_temperature, top_p=cfg.top_p, max_new_tokens=room,
                                 stop=(cfg.delimiter, *cfg.end_markers), seed=call_seed + 1 + round_)
