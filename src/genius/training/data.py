@@ -165,6 +165,14 @@ def batch_order(lengths: list[int], batch_size: int, *, seed: int, epoch: int,
     return batches
 
 
+class BatchList(list):
+    """A fixed list of micro-batches; ``batch_size`` tells accelerate how to even out processes."""
+
+    def __init__(self, batches: list[list[int]], batch_size: int):
+        super().__init__(batches)
+        self.batch_size = batch_size
+
+
 def _pad(seqs: list[list[int]], value: int) -> Tensor:
     width = max(len(s) for s in seqs)
     return torch.tensor([s + [value] * (width - len(s)) for s in seqs], dtype=torch.long)

@@ -38,7 +38,7 @@ from genius.models import load_tokenizer
 from genius.training import checkpoint as ckpt
 from genius.training import reference as ref
 from genius.training.config import TrainConfig
-from genius.training.data import Example, batch_order, collate, forward_logps, read_records, tokenize
+from genius.training.data import BatchList, Example, batch_order, collate, forward_logps, read_records, tokenize
 from genius.training.losses import LossOutput, LossParams, LossSpec, PairLogps, get_loss
 
 # Settings a resumed run may change: they do not alter what is computed.
@@ -50,14 +50,6 @@ def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / (warmup + 1)
     return max(0.0, (total - step) / max(1, total - warmup))
-
-
-class BatchList(list):
-    """A fixed list of micro-batches; ``batch_size`` tells accelerate how to even out processes."""
-
-    def __init__(self, batches: list[list[int]], batch_size: int):
-        super().__init__(batches)
-        self.batch_size = batch_size
 
 
 @dataclass

@@ -23,7 +23,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genius.models import cache_root, resolve
-from genius.training.data import Example, collate, forward_logps
+from genius.training.data import BatchList, Example, collate, forward_logps
 
 CACHE_VERSION = 1
 
@@ -103,7 +103,7 @@ def compute_reference_logps(model: Any, examples: list[Example], *, accelerator:
     from torch.utils.data import DataLoader
 
     loader = DataLoader(
-        list(range(len(examples))), batch_sampler=length_sorted_batches(examples, batch_size),
+        list(range(len(examples))), batch_sampler=BatchList(length_sorted_batches(examples, batch_size), batch_size),
         collate_fn=lambda idx: {**collate([examples[i] for i in idx], pad_id, with_rejected=with_rejected),
                                 "index": torch.tensor(idx)},
     )
