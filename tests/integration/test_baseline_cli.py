@@ -92,3 +92,21 @@ def test_help_names_every_builder() -> None:
     from genius.commands.baseline import NAMES_HELP
 
     assert all(name in NAMES_HELP for name in BUILDERS)
+
+
+def test_genius_run_with_a_baseline_method(tiny_model_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    """`method: sft` in a run config: the pipeline's queries.jsonl keeps ids and instructions only,
+    so the corpus responses come from the query source; the round trains with the sft loss."""
+    import yaml
+
+    cfg = {"model": str(tiny_model_dir), "run_dir": str(tmp_path / "run"), "dtype": "fp32", "device": "cpu",
+           "rounds": 1, "method": "sft", "queries": {"source": str(corpus), "count": 2},
+           "train": {"lr": 1e-3, "max_steps": 1, "max_length": 128},
+           "eval": {"tasks": ["synthetic"], "limit": 2, "max_new_tokens": 4, "batch_size": 2}}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(path)]) == 0
+    data = read_jsonl(tmp_path / "run" / "round1" / "sample" / "sft.jsonl")
+    assert [r["response"] for r in data] == ["0 plus 0 is 0.", "1 plus 1 is 2."]
+    saved = yaml.safe_load((tmp_path / "run" / "round1" / "train" / "train_config.yaml").read_text())
+    assert saved["loss"] == "sft"
