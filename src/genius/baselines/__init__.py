@@ -3,19 +3,20 @@
 Each builder writes the training data Genius writes, in the schema of ``genius.schema``
 (``pairs.jsonl`` or ``sft.jsonl``), so ``genius train`` / ``genius report`` work unchanged:
 
-========== ========== ========= ======================================================
-method     output     loss      data
-========== ========== ========= ======================================================
-sft        sft.jsonl  sft       the corpus' own responses (supervised)
-spin       pairs      dpo       corpus response vs the model's own (supervised, iterative)
-star       sft.jsonl  sft       rationales agreeing with the majority (restart from base)
-coh        pairs      dpo       self-prompted good vs bad response
-self_rewarding pairs  dpo       best vs worst candidate by the model's own 5-point judging
-scpo       pairs      dpo_nll   most- vs least-voted answer, weight = vote margin / k
-========== ========== ========= ======================================================
+============== ========== ========= ====================================================
+method         output     loss      data
+============== ========== ========= ====================================================
+sft            sft.jsonl  sft       the corpus' own responses (supervised)
+spin           pairs      dpo       corpus response vs the model's own (supervised)
+star           sft.jsonl  sft       rationales agreeing with the majority (from base)
+coh            pairs      dpo       self-prompted good vs bad response
+self_rewarding pairs      dpo       best vs worst candidate by its own 5-point judging
+scpo           pairs      dpo_nll   most- vs least-voted answer, weight = margin / k
+============== ========== ========= ====================================================
 
 ``build(method, cfg, queries, engine, out_dir)`` writes one round of data; iterating
-(build -> train -> build with the new model) is ``genius.baselines.iterate``.
+(build -> train -> build with the new model) is ``genius.baselines.iterate`` for
+``genius baseline --train``, and ``pipeline_method`` plugs a builder into ``genius run``.
 """
 
 from __future__ import annotations
