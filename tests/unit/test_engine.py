@@ -183,3 +183,21 @@ def test_sample_temperature_by_hand() -> None:
     u = torch.tensor([0.68, 0.75], dtype=torch.float64)
     assert _sample(logits, 0.5, 1.0, u).tolist() == [1, 2]
     assert _sample(logits, 1.0, 1.0, u).tolist() == [2, 3]
+
+
+def test_lean_fused_and_unfused_weights_agree(tiny_engine: HFEngine) -> None:
+    """Fusing q/k/v and gate/up into single matmuls is a speed choice only: same logits."""
+    from genius.engines.lean import LeanDecoder
+
+    ids = torch.tensor([[0, 0, 72, 101, 108], [87, 104, 97, 116, 32]])
+    attn = (torch.arange(5) >= torch.tensor([[2], [0]])).long()
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        fused, plain = LeanDecoder(tiny_engine.model, fuse=True), LeanDecoder(tiny_engine.model, fuse=False)
+        assert fused.qkv is not None and plain.qkv is None
+        a = fused.prefill(ids, attn, pos, repeat=2, total_length=8)
+        b = plain.prefill(ids, attn, pos, repeat=2, total_length=8)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        step = torch.tensor([5, 5, 9, 9])
+        torch.testing.assert_close(fused.step(step, pos[:, -1].repeat_interleave(2) + 1),
+                                   plain.step(step, pos[:, -1].repeat_interleave(2) + 1), atol=1e-5, rtol=1e-5)
