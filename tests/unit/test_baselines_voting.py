@@ -12,6 +12,8 @@ from genius.baselines.voting import (agree, answer_key, cluster, final_answer, f
     ("Add them. The answer is 3.5. Done.", "3.5"),          # a decimal point does not end the answer
     ("so \\boxed{\\frac{1}{2}} and the answer is 7", "\\frac{1}{2}"),  # a box wins over "answer is"
     ("Answer: Paris\nThanks", "Paris"),
+    ("So the answer is Mia, who is the tallest.", "Mia"),   # a clause after a comma is not the answer
+    ("The answer is 1,000 apples.", "1,000 apples"),        # a thousands comma is no clause break
     ("no stated answer here", None),
 ])
 def test_final_answer(text: str, expected: str | None) -> None:

@@ -5,7 +5,7 @@ response is reduced to an *answer key*:
 
 1. the final answer, when the response states one: the content of the last brace-balanced
    ``\\boxed{...}``, else the text after the last "answer is" / "Answer:" up to the end of
-   that line or sentence (the formats the evaluation asks for; the boxed and "answer is"
+   that line, sentence or clause (the formats the evaluation asks for; the boxed and "answer is"
    finders are genius.evaluation.extract's);
 2. otherwise (open-ended instructions such as Alpaca's) the response's final sentence.
 
@@ -41,8 +41,9 @@ def final_answer(text: str) -> str | None:
     rest = after_answer_is(text)
     if rest is None:
         return None
-    # A period ends the answer only before a space or the end, so "3.5" stays whole.
-    answer = re.split(r"\n|\.(?=\s|$)", rest, maxsplit=1)[0]
+    # The answer ends at the line, a sentence end or a clause break: "Mia, who is the tallest."
+    # is "Mia". A period or comma counts only before a space, so "3.5" and "1,000" stay whole.
+    answer = re.split(r"\n|\.(?=\s|$)|[,;](?=\s)", rest, maxsplit=1)[0]
     return answer.strip() or None
 
 
