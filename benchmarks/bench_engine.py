@@ -10,8 +10,9 @@ bound, i.e. tokens/s x 2 x parameters FLOPs against a matmul rate measured in th
     python benchmarks/bench_engine.py --device cuda --random-1b --dtype bf16
     python benchmarks/bench_engine.py --bf16-gap            # log-prob gap bf16 vs fp32
 
-On a machine shared with other jobs the numbers move from run to run; the ratio of the two
-engines measured back to back is what to compare (--repeats alternates them).
+On a machine shared with other jobs wall-clock numbers move from run to run; the CPU time of
+this process (printed beside, tokens per CPU-second) is steadier there, and with --threads 1
+it is the work each engine does. --repeats alternates the two engines.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_hf_generate(model, prompts: list[list[int]], args: argparse.Namespace, pad_id: int, device: str) -> float:
+def time_hf_generate(model, prompts: list[list[int]], args: argparse.Namespace, pad_id: int,
+                     device: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one ``model.generate()`` of the batch."""
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     attn = torch.zeros_like(ids)
@@ -109,24 +112,26 @@ def time_hf_generate(model, prompts: list[list[int]], args: argparse.Namespace, 
     attn = attn.repeat_interleave(args.n, 0).to(device)
     torch.manual_seed(0)
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         out = model.generate(input_ids=ids, attention_mask=attn, do_sample=True, temperature=args.temperature,
                              top_k=0, top_p=1.0, max_new_tokens=args.new_tokens, eos_token_id=None,
                              pad_token_id=pad_id)
     sync(device)
-    seconds = time.perf_counter() - start
+    seconds = (time.perf_counter() - start, time.process_time() - cpu)
     assert out.shape[1] - width == args.new_tokens, "HF generate stopped early"
     return seconds
 
 
-def time_engine(engine: HFEngine, prompts: list[list[int]], args: argparse.Namespace, device: str) -> float:
+def time_engine(engine: HFEngine, prompts: list[list[int]], args: argparse.Namespace,
+                device: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one ``engine.generate()`` of the batch."""
     params = SamplingParams(n=args.n, temperature=args.temperature, max_new_tokens=args.new_tokens, seed=0)
     sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     results = engine.generate(prompts, params)
     sync(device)
-    seconds = time.perf_counter() - start
+    seconds = (time.perf_counter() - start, time.process_time() - cpu)
     assert all(len(c.token_ids) == args.new_tokens for r in results for c in r), "engine stopped early"
     return seconds
 
@@ -188,7 +193,7 @@ def main() -> int:
         time_hf_generate(model, prompts, small, tokenizer.pad_token_id, device)
     rate = matmul_rate(dtype, device)
     bound = rate / (2 * params)
-    times: dict[str, list[float]] = {"hf generate()": [], "genius engine": []}
+    times: dict[str, list[tuple[float, float]]] = {"hf generate()": [], "genius engine": []}
     if args.forward_path:
         times["genius engine (forward path)"] = []
     for _ in range(args.repeats):
@@ -199,12 +204,18 @@ def main() -> int:
             times["genius engine (forward path)"].append(time_engine(fallback, prompts, args, device))
     print(f"matmul rate {dtype}: {rate / 1e9:.1f} GFLOP/s -> compute bound {bound:.0f} tokens/s "
           f"(2 x {params / 1e6:.1f}M FLOPs per token)")
-    speed = {k: tokens / statistics.median(v) for k, v in times.items() if v}
-    for k, tps in speed.items():
-        runs = ", ".join(f"{tokens / t:.0f}" for t in times[k])
-        print(f"{k:30s} {tps:8.1f} tokens/s  ({tps / bound:.1%} of compute bound; runs: {runs})")
+    speed, cpu_speed = {}, {}
+    for k, v in times.items():
+        if not v:
+            continue
+        speed[k] = tokens / statistics.median(t[0] for t in v)
+        cpu_speed[k] = tokens / statistics.median(t[1] for t in v)
+        runs = ", ".join(f"{tokens / t[0]:.0f}" for t in v)
+        print(f"{k:30s} {speed[k]:8.1f} tokens/s  ({speed[k] / bound:.1%} of compute bound; runs: {runs});  "
+              f"{cpu_speed[k]:.1f} tokens per CPU-second")
     if "hf generate()" in speed:
-        print(f"ratio genius engine / hf generate(): {speed['genius engine'] / speed['hf generate()']:.2f}x")
+        print(f"ratio genius engine / hf generate(): {speed['genius engine'] / speed['hf generate()']:.2f}x wall, "
+              f"{cpu_speed['genius engine'] / cpu_speed['hf generate()']:.2f}x CPU time")
     return 0
 
 
