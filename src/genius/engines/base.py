@@ -30,7 +30,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     """Generation of a sequence ends at the token that completes any of these strings."""
     seed: int | None = None
-    """Same prompts, params and seed give the same outputs."""
+    """Same prompts, params and seed give the same outputs. In the HF engine every (prompt index,
+    sample index) has its own random stream drawn from the seed, so a prompt's samples do not
+    depend on the prompts after it, the batch size, or when other sequences finish."""
 
     def validate(self) -> None:
         if self.n < 1:
