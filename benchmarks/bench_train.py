@@ -102,7 +102,7 @@ def main() -> None:
             ("end-to-end pairs/s (incl. ref.)", pre["pairs"] / pre["wall"], onl["pairs"] / onl["wall"]),
             ("peak memory MB (maxrss)", pre["maxrss_mb"], onl["maxrss_mb"])]
     for name, a, b in rows:
-        print(f"{name:34s}{a:12.2f}{b:12.2f}{a / b:8.2f}")
+        print(f"{name:34s}{a:12.4g}{b:12.4g}{a / b:8.2f}")
     diff = max(abs(a - b) for a, b in zip(pre["losses"], onl["losses"], strict=True))
     print("loss curve precompute: " + " ".join(f"{v:.4f}" for v in pre["losses"]))
     print("loss curve online:     " + " ".join(f"{v:.4f}" for v in onl["losses"]))
