@@ -79,19 +79,21 @@ def random_1b(dtype: torch.dtype, device: str):
     return model, byte_tokenizer()
 
 
-def matmul_rate(dtype: torch.dtype, device: str, seconds: float = 1.0) -> float:
-    """FLOP/s of a large square matmul in ``dtype`` (the best this machine does per FLOP)."""
+def matmul_rate(dtype: torch.dtype, device: str, seconds: float = 1.0) -> tuple[float, float]:
+    """FLOP per wall second and per CPU second of a large square matmul in ``dtype`` (the best
+    this machine does per FLOP; the CPU-second rate is the steadier one on a shared CPU)."""
     size = 4096 if device.startswith("cuda") else 1024
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
     a @ b
     sync(device)
-    reps, start = 0, time.perf_counter()
+    reps, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         a @ b
         reps += 1
         sync(device)
-    return 2 * size ** 3 * reps / (time.perf_counter() - start)
+    flops = 2 * size ** 3 * reps
+    return flops / (time.perf_counter() - start), flops / max(time.process_time() - cpu, 1e-9)
 
 
 def sync(device: str) -> None:
@@ -191,8 +193,8 @@ def main() -> int:
     time_engine(engine, prompts, small, device)
     if not args.skip_hf:
         time_hf_generate(model, prompts, small, tokenizer.pad_token_id, device)
-    rate = matmul_rate(dtype, device)
-    bound = rate / (2 * params)
+    rate, cpu_rate = matmul_rate(dtype, device)
+    bound, cpu_bound = rate / (2 * params), cpu_rate / (2 * params)
     times: dict[str, list[tuple[float, float]]] = {"hf generate()": [], "genius engine": []}
     if args.forward_path:
         times["genius engine (forward path)"] = []
@@ -202,8 +204,8 @@ def main() -> int:
         times["genius engine"].append(time_engine(engine, prompts, args, device))
         if args.forward_path:
             times["genius engine (forward path)"].append(time_engine(fallback, prompts, args, device))
-    print(f"matmul rate {dtype}: {rate / 1e9:.1f} GFLOP/s -> compute bound {bound:.0f} tokens/s "
-          f"(2 x {params / 1e6:.1f}M FLOPs per token)")
+    print(f"matmul rate {dtype}: {rate / 1e9:.1f} GFLOP/s, {cpu_rate / 1e9:.1f} GFLOP per CPU-second -> compute "
+          f"bound {bound:.0f} tokens/s, {cpu_bound:.0f} per CPU-second (2 x {params / 1e6:.1f}M FLOPs per token)")
     speed, cpu_speed = {}, {}
     for k, v in times.items():
         if not v:
@@ -212,7 +214,7 @@ def main() -> int:
         cpu_speed[k] = tokens / statistics.median(t[1] for t in v)
         runs = ", ".join(f"{tokens / t[0]:.0f}" for t in v)
         print(f"{k:30s} {speed[k]:8.1f} tokens/s  ({speed[k] / bound:.1%} of compute bound; runs: {runs});  "
-              f"{cpu_speed[k]:.1f} tokens per CPU-second")
+              f"{cpu_speed[k]:.1f} tokens per CPU-second ({cpu_speed[k] / cpu_bound:.1%} of bound)")
     if "hf generate()" in speed:
         print(f"ratio genius engine / hf generate(): {speed['genius engine'] / speed['hf generate()']:.2f}x wall, "
               f"{cpu_speed['genius engine'] / cpu_speed['hf generate()']:.2f}x CPU time")
