@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,10 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def iter_jsonl(path: str | Path, *, skip_invalid: bool = False) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, record). A malformed line raises UserError naming file and line."""
+def iter_jsonl(path: str | Path, *, skip_invalid: bool = False,
+               on_invalid: Callable[[], None] | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, record). A malformed line raises UserError naming file and line, or
+    with skip_invalid is skipped (``on_invalid`` is called for each, e.g. to count them)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found (expected a JSONL file, one JSON object per line)")
@@ -55,10 +57,14 @@ def iter_jsonl(path: str | Path, *, skip_invalid: bool = False) -> Iterator[tupl
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 if skip_invalid:
+                    if on_invalid:
+                        on_invalid()
                     continue
                 raise UserError(f"{where(path, lineno)} not valid JSON ({e.msg}); expected one JSON object per line") from None
             if not isinstance(record, dict):
                 if skip_invalid:
+                    if on_invalid:
+                        on_invalid()
                     continue
                 raise UserError(f"{where(path, lineno)} expected a JSON object, got {type(record).__name__}")
             yield lineno, record

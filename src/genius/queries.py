@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genius.errors import UserError, where
+from genius.io import iter_jsonl
 
 TEXT_FIELDS = ("instruction", "prompt", "question")
 ID_FIELDS = ("id", "uuid")
@@ -174,23 +175,11 @@ def _records(source: str | Path, split: str, skip_invalid: bool,
 
 
 def _jsonl_records(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[tuple[str, str, dict]]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                if skip_invalid:
-                    counts["invalid"] += 1
-                    continue
-                raise UserError(f"{where(path, lineno)} not valid JSON ({e.msg}); expected one JSON object per line") from None
-            if not isinstance(record, dict):
-                if skip_invalid:
-                    counts["invalid"] += 1
-                    continue
-                raise UserError(f"{where(path, lineno)} expected a JSON object, got {type(record).__name__}")
-            yield where(path, lineno), f"{path.stem}-{lineno}", record
+    def count_invalid() -> None:
+        counts["invalid"] += 1
+
+    for lineno, record in iter_jsonl(path, skip_invalid=skip_invalid, on_invalid=count_invalid):
+        yield where(path, lineno), f"{path.stem}-{lineno}", record
 
 
 def _json_records(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[tuple[str, str, dict]]:
