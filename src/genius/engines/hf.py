@@ -302,9 +302,10 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float,
     cdf = probs.cumsum(-1)
     total = cdf[:, -1:]
     target = (uniform.to(cdf.device)[:, None] * total.double()).to(cdf.dtype)
+    # Kept strictly below the total (rounding may reach it): the first cdf entry above the target
+    # then always rises there, i.e. is a token with mass, never a zero-mass one after the last.
+    target = torch.minimum(target, torch.nextafter(total, torch.zeros_like(total)))
     idx = torch.searchsorted(cdf, target, right=True)
-    # Rounding may put the target at the total: take the last token with mass, never one after.
-    idx = torch.minimum(idx, (cdf < total).sum(-1, keepdim=True))
     if order is not None:
         idx = order.gather(-1, idx)
     return idx[:, 0]

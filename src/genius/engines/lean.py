@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 
 _SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
+HEAD_BLOCK, HEAD_BLOCK_MIN = 1024, 16384
+"""``linear`` multiplies weights of at least HEAD_BLOCK_MIN rows (a vocabulary head) in blocks
+of HEAD_BLOCK rows on CPU."""
 FUSE_MAX_BYTES = 2 << 30
 """Fuse q/k/v and gate/up weights when the fused copies take at most this much memory. The
 copies are made per decoder (one ``generate`` chunk), so they follow weights that change."""
@@ -121,7 +124,8 @@ class LeanDecoder:
 
     # --------------------------------------------------------------- the forward
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.model.lm_head(self.model.model.norm(hidden)).float()
+        head = self.model.lm_head
+        return linear(self.model.model.norm(hidden), head.weight, head.bias).float()
 
     def _forward(self, hidden: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor, start: int,
                  repeat: int) -> torch.Tensor:
@@ -135,21 +139,21 @@ class LeanDecoder:
             h = F.rms_norm(hidden, size, layer.post_attention_layernorm.weight, self.eps)
             mlp = layer.mlp
             if self.gate_up is None:
-                gate, up = mlp.gate_proj(h), mlp.up_proj(h)
+                gate, up = _apply(mlp.gate_proj, h), _apply(mlp.up_proj, h)
             else:
-                gate, up = F.linear(h, *self.gate_up[i]).chunk(2, dim=-1)
-            hidden = hidden + mlp.down_proj(F.silu(gate) * up)
+                gate, up = linear(h, *self.gate_up[i]).chunk(2, dim=-1)
+            hidden = hidden + _apply(mlp.down_proj, F.silu(gate) * up)
         return hidden
 
     def _attention(self, i: int, attn: Any, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                    bias: torch.Tensor, start: int, repeat: int) -> torch.Tensor:
         batch, seq, _ = h.shape
         if self.qkv is None:
-            q = _rope(attn.q_proj(h).view(batch, seq, self.heads, self.head_dim), cos, sin)
-            k = _rope(attn.k_proj(h).view(batch, seq, self.kv_heads, self.head_dim), cos, sin)
-            v = attn.v_proj(h).view(batch, seq, self.kv_heads, self.head_dim)
+            q = _rope(_apply(attn.q_proj, h).view(batch, seq, self.heads, self.head_dim), cos, sin)
+            k = _rope(_apply(attn.k_proj, h).view(batch, seq, self.kv_heads, self.head_dim), cos, sin)
+            v = _apply(attn.v_proj, h).view(batch, seq, self.kv_heads, self.head_dim)
         else:
-            qkv = F.linear(h, *self.qkv[i]).view(batch, seq, self.heads + 2 * self.kv_heads, self.head_dim)
+            qkv = linear(h, *self.qkv[i]).view(batch, seq, self.heads + 2 * self.kv_heads, self.head_dim)
             qk = _rope(qkv[:, :, : self.heads + self.kv_heads], cos, sin)  # one rotation for both
             q, k, v = qk[:, :, : self.heads], qk[:, :, self.heads:], qkv[:, :, self.heads + self.kv_heads:]
         assert self.cache is not None
@@ -172,7 +176,43 @@ class LeanDecoder:
         probs = torch.softmax(scores.float(), dim=-1).to(values.dtype)
         out = torch.matmul(probs.view(batch, self.kv_heads, group * seq, -1), values)
         out = out.view(batch, self.kv_heads, group, seq, self.head_dim).permute(0, 3, 1, 2, 4)
-        return attn.o_proj(out.reshape(batch, seq, self.heads * self.head_dim))
+        return _apply(attn.o_proj, out.reshape(batch, seq, self.heads * self.head_dim))
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)``, computed as ``weight @ x.T`` (then viewed transposed) where
+    CPU GEMM kernels run that product faster, and in row blocks for a large vocabulary head.
+
+    Measured on a 2-core AVX2 CPU, fp32, SmolLM2-135M shapes: at 16-480 rows ``weight @ x.T``
+    ran 1.1-2.4x faster than ``F.linear`` (gate/up at 32 rows: 99 vs 38 GFLOP/s), at 8 rows
+    slower except for the lm_head; the 49k-row lm_head at 64 rows ran at 48 GFLOP/s as one
+    ``F.linear``, 55 as one ``weight @ x.T`` and 91 in blocks of 1024 weight rows (the block's
+    weights stay in cache while all rows use them). Below the head size the result is a
+    transposed view: the ops that follow accept any strides.
+    """
+    rows, features = x.numel() // x.shape[-1], weight.shape[0]
+    if x.device.type != "cpu" or rows > 1024 or (rows < 16 and features < HEAD_BLOCK_MIN):
+        return F.linear(x, weight, bias)
+    flat_t = x.reshape(rows, x.shape[-1]).t()
+    if features < HEAD_BLOCK_MIN:
+        out = torch.mm(weight, flat_t).t()
+    else:  # row-major output: the sampler's per-row passes over the vocabulary read it in order
+        out = x.new_empty((rows, features))
+        block = x.new_empty((HEAD_BLOCK, rows))
+        for start in range(0, features, HEAD_BLOCK):
+            size = min(HEAD_BLOCK, features - start)
+            torch.mm(weight[start:start + size], flat_t, out=block[:size])
+            out[:, start:start + size].copy_(block[:size].t())
+    if bias is not None:
+        out = out + bias
+    return out.view(*x.shape[:-1], features)
+
+
+def _apply(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """A model's ``nn.Linear`` through ``linear`` (any other module as it is)."""
+    if isinstance(module, torch.nn.Linear):
+        return linear(x, module.weight, module.bias)
+    return module(x)
 
 
 def _fuse(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
