@@ -19,6 +19,7 @@ trained in round r-1; its reference model is the starting model or the previous 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import shutil
@@ -69,6 +70,14 @@ class PipelineConfig:
     data_from: str | None = None
     """Another run_dir whose round-1 training data this run trains on instead of sampling its own
     (paper Table 4: every loss on the same pairs). Needs rounds: 1."""
+    base_eval_from: str | None = None
+    """Another run_dir whose finished base evaluation this run copies instead of evaluating the
+    same model again (it must have the same model and eval settings; checked)."""
+    compare: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Run several methods side by side on the same queries (paper Table 1): run name -> dotted
+    overrides of this config for that run, e.g. ``{genius: {}, star: {baseline.k: 8}}``. Each runs
+    in run_dir/NAME (method: NAME unless the overrides set it), all but the first copy the first
+    one's base evaluation, and run_dir/report.md puts them in one table."""
     queries: QueriesConfig = field(default_factory=QueriesConfig)
     """Where the unlabeled queries come from."""
     sample: dict[str, Any] = field(default_factory=dict)
@@ -90,6 +99,10 @@ class PipelineConfig:
             raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(methods())}")
         if self.data_from is not None and self.rounds != 1:
             raise UserError(f"key 'data_from': reusing another run's data needs rounds: 1, got rounds: {self.rounds}")
+        for name, overrides in self.compare.items():
+            if not isinstance(overrides, dict):
+                raise UserError(f"key 'compare.{name}': expected a mapping of dotted overrides (or {{}}), "
+                                f"got {overrides!r}")
         every = self.eval.get("eval_every")
         if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
             raise UserError(f"key 'eval.eval_every': expected an integer >= 1 or null, got {every!r}")
@@ -141,17 +154,25 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     data = cfgmod.read_yaml(path) or {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of keys at the top level")
-    for dotted, value in (overrides or {}).items():
+    cfg = cfgmod.from_dict(PipelineConfig, _apply_overrides(data, overrides or {}, "override"), source=str(path))
+    if cfg.compare:
+        comparison_runs(cfg, source=str(path))  # validates every run's stages
+    else:
+        validate_stages(cfg, source=str(path))
+    return cfg
+
+
+def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], what: str) -> dict[str, Any]:
+    """Set dotted keys (``queries.count``) in a config dict, in place; return it."""
+    for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
         for p in parents:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise UserError(f"override '{dotted}': '{p}' is not a section")
+                raise UserError(f"{what} '{dotted}': '{p}' is not a section")
         node[leaf] = value
-    cfg = cfgmod.from_dict(PipelineConfig, data, source=str(path))
-    validate_stages(cfg, source=str(path))
-    return cfg
+    return data
 
 
 def demo_config_path() -> Path:
@@ -292,7 +313,9 @@ def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.queries.source == "synthetic":
         problems = synthetic.generate(cfg.queries.count, seed=cfg.seed, split="train", kinds=cfg.queries.kinds)
-        synthetic.write_queries(out, problems)
+        # The supervised baselines (SFT, SPIN) train on a labelled corpus: the worked solutions.
+        builder = _baseline(cfg)
+        synthetic.write_queries(out, problems, solutions=builder is not None and builder.supervised)
         return {"queries": str(out), "count": len(problems)}
     from genius.queries import load_queries
 
@@ -312,8 +335,11 @@ def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, An
 
         return lambda: {"metrics": run_eval(eval_config(cfg, model), out, engine=engines.get(model))}
 
+    base_dir = run_dir / "eval" / "base"
+    base_eval = (evaluate(cfg.model, base_dir) if cfg.base_eval_from is None
+                 else lambda: _reuse_base_eval(cfg, Path(cfg.base_eval_from), base_dir))
     stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries)),
-              Stage("eval-base", run_dir / "eval" / "base", evaluate(cfg.model, run_dir / "eval" / "base"))]
+              Stage("eval-base", base_dir, base_eval)]
     for r in range(1, cfg.rounds + 1):
         rdir = run_dir / f"round{r}"
         stages += _round_stages(cfg, r, rdir, queries, engines, results, evaluate)
@@ -329,7 +355,12 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
         if cfg.data_from is not None:
             return _reuse_data(Path(cfg.data_from) / "round1" / "sample", rdir / "sample")
         ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()))
-        return {"data": str(methods()[cfg.method](ctx))}
+        data = methods()[cfg.method](ctx)
+        if not _has_records(data):
+            raise UserError(f"stage 'round{r}-sample': method '{cfg.method}' built no training data from the "
+                            f"queries ({data} is empty; see {data.parent / 'stats.json'}): try more queries, "
+                            "more samples per query (baseline.k) or a longer generation budget")
+        return {"data": str(data)}
 
     def train() -> dict[str, Any]:
         from genius.training import run_train
@@ -380,6 +411,27 @@ def _reuse_data(source: Path, out: Path) -> dict[str, Any]:
     return {"data": str(out / data.name), "copied_from": str(data)}
 
 
+def _has_records(path: Path) -> bool:
+    from genius.io import iter_jsonl
+
+    return path.is_file() and next(iter(iter_jsonl(path)), None) is not None
+
+
+def _reuse_base_eval(cfg: PipelineConfig, source_run: Path, out: Path) -> dict[str, Any]:
+    """Copy another run's finished base evaluation, after checking it evaluated the same thing."""
+    source = source_run / "eval" / "base"
+    if not is_done(source):
+        raise UserError(f"base_eval_from: {source} holds no finished base evaluation; run {source_run} first")
+    theirs = cfgmod.read_yaml(source_run / "config.yaml") or {}
+    mine = cfgmod.to_dict(cfg)
+    differ = [k for k in ("model", "dtype", "device", "seed", "eval") if theirs.get(k) != mine.get(k)]
+    if differ:
+        raise UserError(f"base_eval_from: {source_run} evaluated with other settings ({', '.join(differ)}); "
+                        "remove base_eval_from to evaluate the base model here")
+    shutil.copytree(source, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(DONE))
+    return {**read_json(source / DONE).get("result", {}), "copied_from": str(source)}
+
+
 def _trained_steps(train_dir: Path) -> int:
     from genius.io import read_jsonl
 
@@ -388,11 +440,60 @@ def _trained_steps(train_dir: Path) -> int:
     return max(steps, default=0)
 
 
+def comparison_runs(cfg: PipelineConfig, source: str = "config") -> list[PipelineConfig]:
+    """The runs of a ``compare`` config, in order: each is the config with the entry's overrides,
+    method NAME (unless overridden), run_dir/NAME, and the first run's base evaluation."""
+    base = {k: v for k, v in cfgmod.to_dict(cfg).items() if k != "compare"}
+    runs: list[PipelineConfig] = []
+    for name, overrides in cfg.compare.items():
+        data = _apply_overrides(copy.deepcopy(base), {"method": name, **overrides}, f"compare.{name}")
+        data["run_dir"] = str(Path(cfg.run_dir) / name)
+        if runs and data.get("base_eval_from") is None:
+            data["base_eval_from"] = runs[0].run_dir
+        run = cfgmod.from_dict(PipelineConfig, data, source=f"{source}: compare.{name}")
+        validate_stages(run, source=f"{source}: compare.{name}")
+        runs.append(run)
+    return runs
+
+
+def run_comparison(cfg: PipelineConfig, *, force: bool = False, only: list[str] | None = None,
+                   log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) every run of a ``compare`` config, then write run_dir/report.md with all
+    of them in one table; return the run directory."""
+    from genius import report
+
+    run_dir = Path(cfg.run_dir)
+    runs = comparison_runs(cfg)
+    _check_saved_config(cfg, run_dir, force)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfgmod.save(cfg, run_dir / "config.yaml")
+    failed: list[str] = []
+    for i, run in enumerate(runs, 1):
+        name = Path(run.run_dir).name
+        log(f"=== compare {i}/{len(runs)}: {name} (method {run.method})")
+        try:
+            run_pipeline(run, force=force, only=only, log=log)
+        except UserError as e:
+            if i == 1:  # the others copy its base evaluation
+                raise
+            # One method that cannot finish (e.g. no training data at this size) should not
+            # cost the others: it is reported and the comparison goes on.
+            log(f"=== compare: {name} stopped: {e}")
+            failed.append(f"{name} ({e})")
+    if os.environ.get("RANK", "0") == "0":
+        report.build_comparison_report(run_dir, [Path(r.run_dir) for r in runs])
+    if failed:
+        raise UserError(f"compare: {len(failed)} of {len(runs)} runs did not finish: " + "; ".join(failed))
+    return run_dir
+
+
 def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | None = None,
                  log: Callable[[str], None] = print) -> Path:
     """Run (or resume) every stage of ``cfg``; write report.md; return the run directory."""
     from genius import report
 
+    if cfg.compare:
+        return run_comparison(cfg, force=force, only=only, log=log)
     run_dir = Path(cfg.run_dir)
     _check_saved_config(cfg, run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)

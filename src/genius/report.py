@@ -255,12 +255,119 @@ def _model_of(run: Path) -> str:
 
 def _method_of(run: Path) -> str:
     cfg = _run_config(run)
-    loss = (cfg.get("train") or {}).get("loss", "aco")
+    method = str(cfg.get("method", "genius"))
+    from genius.baselines import BUILDERS  # a baseline trains with its own loss unless told otherwise
+
+    default = BUILDERS[method].loss if method in BUILDERS else "aco"
+    loss = (cfg.get("train") or {}).get("loss", default)
     extras = [f"{k}={v}" for k, v in (cfg.get("sample") or {}).items() if k in ("score", "selection")]
-    return ", ".join([str(cfg.get("method", "genius")), str(loss)] + extras)
+    return ", ".join([method, str(loss)] + extras)
+
+
+def _pooled(point: EvalPoint) -> dict[str, bool]:
+    """Every item of every task of an evaluation, keyed task/item."""
+    return {f"{t}/{i}": ok for t, m in point.tasks.items() for i, ok in m["correct"].items()}
+
+
+def _training_examples(run: Path) -> int | None:
+    """Examples in the last round's training data (pairs or SFT records), None before it exists."""
+    rounds = round_dirs(run)
+    if not rounds:
+        return None
+    done = rounds[-1][1] / "sample" / "DONE.json"
+    data = Path(str(read_json(done).get("result", {}).get("data", ""))) if done.is_file() else None
+    return len(read_jsonl(data, repair=False)) if data and data.is_file() else None
+
+
+def comparison_rows(runs: list[Path]) -> str:
+    """Markdown: per run its method and loss, training examples and steps, wall minutes, and the
+    paired difference to its base model over all evaluated items (bootstrap 95%, McNemar)."""
+    lines = ["| run | method, loss | training examples (last round) | training steps | minutes | "
+             "paired diff vs base [95% CI] | only base / only trained right | McNemar p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        base, trained = final_points(eval_points(run))
+        pair_txt = share_txt = p_txt = "-"
+        if base and trained:
+            pr = paired(_pooled(base), _pooled(trained))
+            if pr.n:
+                pair_txt = f"{100 * pr.diff:+.1f} [{100 * pr.low:+.1f}, {100 * pr.high:+.1f}]"
+                share_txt, p_txt = f"{pr.base_only} / {pr.trained_only}", f"{pr.p_value:.3g}"
+        steps = [int(x["step"]) for _, rdir in round_dirs(run) if (rdir / "train" / "train_log.jsonl").is_file()
+                 for x in read_jsonl(rdir / "train" / "train_log.jsonl", repair=False) if "step" in x]
+        examples = _training_examples(run)
+        minutes = sum(sec for _, sec, _ in stage_times(run)) / 60
+        lines.append(f"| {run.name} | {_method_of(run)} | {'-' if examples is None else examples} | "
+                     f"{max(steps) if steps else '-'} | {minutes:.1f} | {pair_txt} | {share_txt} | {p_txt} |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_members(run_dir: Path) -> list[Path] | None:
+    """The run folders of a ``compare`` run (from its config.yaml), None for a single run."""
+    names = _run_config(run_dir).get("compare") or {}
+    return [run_dir / str(name) for name in names] if isinstance(names, dict) and names else None
+
+
+def build_comparison_report(run_dir: str | Path, runs: list[Path]) -> str:
+    """Write ``report.md`` (and ``plots/comparison.png``) of a ``compare`` run: every run's
+    trained accuracy in one table, its cost and its paired difference to the base model; each
+    run's own report is rebuilt too. Returns the markdown."""
+    run_dir = Path(run_dir)
+    for run in runs:
+        if run.is_dir():
+            build_report(run)
+    runs = [r for r in runs if r.is_dir()]
+    md = [f"# Comparison: {run_dir.name}", "",
+          "The same queries, model and evaluation for every run; each run's own report: "
+          + ", ".join(f"[{r.name}]({r.name}/report.md)" for r in runs) + ".", "",
+          "## Accuracy after training (%)", "", runs_table(runs),
+          "## Data, cost and paired difference to the base model", "",
+          "Paired difference: trained minus base over all evaluated items (bootstrap 95%); "
+          "McNemar: exact two-sided test on the items only one of the two got right.", "",
+          comparison_rows(runs)]
+    plots = run_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    if plot_comparison(runs, plots / "comparison.png"):
+        md += ["![accuracy per run](plots/comparison.png)", ""]
+    md += ["## Config", "", *_config_summary(_run_config(run_dir)), ""]
+    text = "\n".join(md)
+    atomic_write_text(run_dir / "report.md", text)
+    return text
 
 
 # --- plots -----------------------------------------------------------------------------------
+
+def plot_comparison(runs: list[Path], path: Path) -> bool:
+    """Bars: mean accuracy over tasks of the base model and of every trained run, with the
+    pooled 95% Wilson interval as error bars."""
+    from genius.evaluation.stats import wilson_interval
+
+    bars: list[tuple[str, float, float, float]] = []
+    for run in runs:
+        base, trained = final_points(eval_points(run))
+        for label, point in (("base", base), (run.name, trained)):
+            if point is None or (label == "base" and any(b[0] == "base" for b in bars)):
+                continue
+            pooled = list(_pooled(point).values())
+            if pooled:
+                acc = sum(pooled) / len(pooled)
+                lo, hi = wilson_interval(sum(pooled), len(pooled))
+                bars.append((label, acc, acc - lo, hi - acc))
+    if len(bars) < 2:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1.1 * len(bars) + 2, 3.6))
+    xs = range(len(bars))
+    ax.bar(xs, [100 * b[1] for b in bars], yerr=[[100 * b[2] for b in bars], [100 * b[3] for b in bars]],
+           color=["tab:gray"] + ["tab:blue"] * (len(bars) - 1), capsize=3)
+    ax.set_xticks(list(xs), [b[0] for b in bars], rotation=30, ha="right")
+    ax.set_ylabel("accuracy % (all items)")
+    ax.set_title("accuracy after training, 95% Wilson intervals")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
 
 def _pyplot() -> Any:
     import matplotlib

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from genius.errors import UserError
 from genius.io import JsonlAppender
@@ -55,6 +55,17 @@ class Problem:
     """The ground truth: an integer written in digits, or a name (kind ``order``)."""
     choices: tuple[str, ...] = ()
     """For ``order``: the names that appear in the question (for answer extraction)."""
+    solution: str = ""
+    """A worked, step-by-step reference response ending in "The answer is X." (the labelled
+    corpus the supervised baselines SFT and SPIN train on; Genius never sees it)."""
+
+
+class _Made(NamedTuple):
+    question: str
+    answer: str
+    working: str
+    """The solution's steps, without the final sentence."""
+    choices: tuple[str, ...] = ()
 
 
 def split_of(question: str) -> Split:
@@ -63,47 +74,60 @@ def split_of(question: str) -> Split:
     return "eval" if bucket < EVAL_BUCKETS else "train"
 
 
-def _arith1(rng: random.Random) -> tuple[str, str]:
+def _arith1(rng: random.Random) -> _Made:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     a = rng.randint(3, 40)
     if rng.random() < 0.5:
         b = rng.randint(2, 30)
-        return f"{name} has {a} {item}. {name} gets {b} more. How many {item} does {name} have now?", str(a + b)
+        return _Made(f"{name} has {a} {item}. {name} gets {b} more. How many {item} does {name} have now?", str(a + b),
+                     f"{name} starts with {a} {item} and gets {b} more, so {a} + {b} = {a + b}.")
     b = rng.randint(1, a - 1)
-    return f"{name} has {a} {item} and gives {b} of them away. How many {item} does {name} have left?", str(a - b)
+    return _Made(f"{name} has {a} {item} and gives {b} of them away. How many {item} does {name} have left?",
+                 str(a - b), f"{name} starts with {a} {item} and gives {b} away, so {a} - {b} = {a - b}.")
 
 
-def _arith2(rng: random.Random) -> tuple[str, str]:
+def _arith2(rng: random.Random) -> _Made:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     packs, per = rng.randint(2, 6), rng.randint(2, 12)
     total = packs * per
     if rng.random() < 0.5:
         extra = rng.randint(1, 20)
-        return (f"{name} buys {packs} packs of {item} with {per} {item} in each pack, then finds {extra} more "
-                f"{item}. How many {item} does {name} have?", str(total + extra))
+        return _Made(f"{name} buys {packs} packs of {item} with {per} {item} in each pack, then finds {extra} more "
+                     f"{item}. How many {item} does {name} have?", str(total + extra),
+                     f"{packs} packs with {per} {item} each make {packs} x {per} = {total} {item}.\n\n"
+                     f"Finding {extra} more gives {total} + {extra} = {total + extra}.")
     lost = rng.randint(1, total - 1)
-    return (f"{name} buys {packs} boxes of {item}. Each box holds {per} {item}. {name} loses {lost} {item}. "
-            f"How many {item} are left?", str(total - lost))
+    return _Made(f"{name} buys {packs} boxes of {item}. Each box holds {per} {item}. {name} loses {lost} {item}. "
+                 f"How many {item} are left?", str(total - lost),
+                 f"{packs} boxes with {per} {item} each hold {packs} x {per} = {total} {item}.\n\n"
+                 f"After losing {lost}, {total} - {lost} = {total - lost} are left.")
 
 
-def _arith3(rng: random.Random) -> tuple[str, str]:
+def _arith3(rng: random.Random) -> _Made:
     name, friend = rng.sample(NAMES, 2)
     item = rng.choice(ITEMS)
     if rng.random() < 0.5:
         a, b = rng.randint(5, 30), rng.randint(2, 15)
         times = rng.randint(2, 4)
         c = rng.randint(1, (a + b) * times - 1)
-        return (f"{name} has {a} {item} and gets {b} more. {friend} has {times} times as many {item} as {name}, "
-                f"then gives away {c}. How many {item} does {friend} have now?", str((a + b) * times - c))
+        return _Made(f"{name} has {a} {item} and gets {b} more. {friend} has {times} times as many {item} as {name}, "
+                     f"then gives away {c}. How many {item} does {friend} have now?", str((a + b) * times - c),
+                     f"{name} has {a} + {b} = {a + b} {item}.\n\n{friend} has {times} x {a + b} = "
+                     f"{(a + b) * times} {item}.\n\nAfter giving away {c}, {friend} has {(a + b) * times} - {c} = "
+                     f"{(a + b) * times - c}.")
     groups, per = rng.randint(2, 6), rng.randint(3, 9)
     used = rng.randint(1, 10)
     eaten = rng.randint(1, per - 1)
-    return (f"{name} has {groups * per + used} {item} and uses {used} of them. {name} shares the rest equally "
-            f"among {groups} friends, and each friend gives {eaten} of their share to {friend}'s sister. "
-            f"How many {item} does each friend keep?", str(per - eaten))
+    start = groups * per + used
+    return _Made(f"{name} has {start} {item} and uses {used} of them. {name} shares the rest equally "
+                 f"among {groups} friends, and each friend gives {eaten} of their share to {friend}'s sister. "
+                 f"How many {item} does each friend keep?", str(per - eaten),
+                 f"After using {used}, {name} has {start} - {used} = {groups * per} {item}.\n\nShared among "
+                 f"{groups} friends, each gets {groups * per} / {groups} = {per}.\n\nEach friend gives away "
+                 f"{eaten} and keeps {per} - {eaten} = {per - eaten}.")
 
 
-def _order(rng: random.Random) -> tuple[str, str, tuple[str, ...]]:
+def _order(rng: random.Random) -> _Made:
     size = rng.choice((3, 4))
     people = rng.sample(NAMES, size)  # people[0] has the most of the quality
     relation, ask_max, ask_min = rng.choice(COMPARISONS)
@@ -111,10 +135,13 @@ def _order(rng: random.Random) -> tuple[str, str, tuple[str, ...]]:
     rng.shuffle(facts)
     want_max = rng.random() < 0.5
     question = " ".join(facts) + " " + (ask_max if want_max else ask_min)
-    return question, people[0] if want_max else people[-1], tuple(sorted(people))
+    answer = people[0] if want_max else people[-1]
+    solution = (f"Chaining the facts, each person is {relation} than the next: {', '.join(people)}.\n\n"
+                f"So the {'first' if want_max else 'last'} one, {answer}, is the answer to the question.")
+    return _Made(question, answer, solution, tuple(sorted(people)))
 
 
-_MAKERS: dict[str, Callable[[random.Random], tuple]] = {
+_MAKERS: dict[str, Callable[[random.Random], _Made]] = {
     "arith1": _arith1, "arith2": _arith2, "arith3": _arith3, "order": _order,
 }
 
@@ -140,7 +167,7 @@ def generate(n: int, *, seed: int = 0, split: Split = "train", kinds: Sequence[s
     while len(problems) < n:
         kind = kinds[len(problems) % len(kinds)]
         made = _MAKERS[kind](rng)
-        question, answer = made[0], made[1]
+        question = made.question
         if question in seen or split_of(question) != split:
             misses += 1
             # The kinds hold millions of texts; this only trips when n exceeds a kind's range.
@@ -148,19 +175,22 @@ def generate(n: int, *, seed: int = 0, split: Split = "train", kinds: Sequence[s
                 raise UserError(f"synthetic: cannot draw {n} distinct {split} problems of kinds {', '.join(kinds)}")
             continue
         seen.add(question)
-        choices = made[2] if len(made) > 2 else ()
         problems.append(Problem(id=f"syn-{split}-{seed}-{len(problems)}", kind=kind, question=question,
-                                answer=answer, choices=choices))
+                                answer=made.answer, choices=made.choices,
+                                solution=f"{made.working}\n\nThe answer is {made.answer}."))
     return problems
 
 
-def write_queries(path: str | Path, problems: Sequence[Problem]) -> Path:
-    """Write problems as unlabeled queries (``id``, ``instruction``; no answer) to a new JSONL file."""
+def write_queries(path: str | Path, problems: Sequence[Problem], *, solutions: bool = False) -> Path:
+    """Write problems as unlabeled queries (``id``, ``instruction``; no answer) to a new JSONL
+    file; with ``solutions`` each also carries its worked solution as ``output`` (a labelled
+    corpus for the supervised baselines)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     tmp.unlink(missing_ok=True)
     with JsonlAppender(tmp, fsync=False) as out:
-        out.write_many({"id": p.id, "instruction": p.question} for p in problems)
+        out.write_many({"id": p.id, "instruction": p.question, **({"output": p.solution} if solutions else {})}
+                       for p in problems)
     tmp.replace(path)
     return path
 

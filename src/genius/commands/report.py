@@ -1,6 +1,8 @@
 """Write a run's report, or put several runs side by side: genius report RUN [RUN...].
 
-One run: (re)writes RUN/report.md and RUN/plots/*.png and prints the accuracy table.
+One run: (re)writes RUN/report.md and RUN/plots/*.png and prints the accuracy table; for the
+folder of a ``compare`` run (several methods, one config) it rebuilds the comparison report and
+prints its table.
 Several runs: prints one table, a row per run (trained accuracy per task and the mean, the
 shared base model first), e.g. Genius vs its ablations vs other losses (paper Tables 3 and 4);
 --out FILE also writes it as markdown.
@@ -25,7 +27,12 @@ def run(args: argparse.Namespace) -> int:
     for run_dir in args.runs:
         if not run_dir.is_dir():
             raise UserError(f"{run_dir}: no such run directory")
-    if len(args.runs) == 1:
+    members = report.comparison_members(args.runs[0]) if len(args.runs) == 1 else None
+    if members:
+        report.build_comparison_report(args.runs[0], members)
+        table = report.runs_table([m for m in members if m.is_dir()])
+        print(f"report: {args.runs[0] / 'report.md'}")
+    elif len(args.runs) == 1:
         report.build_report(args.runs[0])
         base, trained = report.final_points(report.eval_points(args.runs[0]))
         table = report.accuracy_table(base, trained)

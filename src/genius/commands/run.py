@@ -3,6 +3,7 @@
 genius run                       the demo preset (embedded model, synthetic problems, CPU, ~15 min)
 genius run configs/demo.yaml     a pipeline config (see configs/)
 genius run CONFIG --set queries.count=8 --set rounds=2     override keys (values are YAML)
+genius run configs/table1_micro.yaml     Genius and the six baselines side by side (``compare``)
 
 Everything goes into the config's run_dir; rerunning the same command skips finished stages
 and resumes a half-finished one (Ctrl-C is safe). The results table is printed at the end and
@@ -53,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = pipeline.load_config(args.config, overrides)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)
-    base, trained = report.final_points(report.eval_points(run_dir))
     print()
+    members = report.comparison_members(run_dir)
+    if members:
+        print(report.runs_table([m for m in members if m.is_dir()]))
+        print(f"comparison report: {run_dir / 'report.md'}")
+        return 0
+    base, trained = report.final_points(report.eval_points(run_dir))
     print(report.accuracy_table(base, trained))
     return 0
