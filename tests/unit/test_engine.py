@@ -201,3 +201,30 @@ def test_lean_fused_and_unfused_weights_agree(tiny_engine: HFEngine) -> None:
         step = torch.tensor([5, 5, 9, 9])
         torch.testing.assert_close(fused.step(step, pos[:, -1].repeat_interleave(2) + 1),
                                    plain.step(step, pos[:, -1].repeat_interleave(2) + 1), atol=1e-5, rtol=1e-5)
+
+
+def test_lean_shared_prompt_cache_matches_forward_path_through_row_drops(tiny_engine: HFEngine) -> None:
+    """The prompt's keys are kept once for its n samples; dropping single rows (sparse slots)
+    and then every row of one prompt (its keys go) must give the logits of model.forward."""
+    from genius.engines.hf import _CacheDecoder
+    from genius.engines.lean import LeanDecoder
+
+    ids = torch.tensor([[0, 0, 72, 101, 108], [87, 104, 97, 116, 32], [0, 0, 0, 65, 66]])
+    attn = (torch.arange(5) >= torch.tensor([[2], [0], [3]])).long()
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    n = 3
+    with torch.inference_mode():
+        lean, ref = LeanDecoder(tiny_engine.model), _CacheDecoder(tiny_engine.model)
+        torch.testing.assert_close(lean.prefill(ids, attn, pos, repeat=n, total_length=9),
+                                   ref.prefill(ids, attn, pos, repeat=n, total_length=9), atol=1e-5, rtol=1e-5)
+        nxt = pos[:, -1].repeat_interleave(n) + 1
+        tokens = torch.arange(9) + 40
+        drops = [None, torch.tensor([0, 2, 3, 4, 5, 6, 8]), torch.tensor([0, 1, 5, 6])]  # last: prompt 1 is gone
+        for keep in drops:
+            if keep is not None:
+                lean.select(keep)
+                ref.select(keep)
+                tokens, nxt = tokens[keep], nxt[keep]
+            torch.testing.assert_close(lean.step(tokens, nxt), ref.step(tokens, nxt), atol=1e-5, rtol=1e-5)
+            nxt = nxt + 1
+        assert lean.prefix is not None and lean.prefix.shape[2] == 2 and not lean.dense

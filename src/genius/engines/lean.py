@@ -4,10 +4,11 @@ Why: per generated token, ``model.forward`` of transformers rebuilds a 4-D atten
 grows every layer's KV cache with ``torch.cat`` (a copy of the whole cache per step) and, with
 grouped-query attention, copies keys and values once more to repeat them per query head. At
 sampling batch sizes those copies cost more than the matmuls (see benchmarks/bench_engine.py).
-Here the KV cache is allocated once at its final length, written in place, and queries are
-grouped per KV head so keys and values are read where they lie. Decode is then matmul-bound
-(profiled: ~80% of a step in ``mm``), so q/k/v and gate/up are each fused into one matmul
-(measured ~14% faster per step at batch 64 on CPU) when the copy is small (``FUSE_MAX_BYTES``).
+Here the KV caches are allocated once at their final length and written in place; queries are
+grouped per KV head so keys and values are read where they lie; the n samples of a prompt
+read its keys once per step instead of n times (``LeanDecoder``). What is left is matmuls, so
+q/k/v and gate/up are each fused into one matmul when the copy is small (``FUSE_MAX_BYTES``)
+and every projection goes through ``linear``, which picks the faster CPU GEMM form.
 
 Only the architectures whose forward is exactly this one are accepted (``supports``); the
 engine falls back to ``model.forward`` with a ``DynamicCache`` for everything else.
@@ -48,11 +49,18 @@ def supports(model: Any) -> bool:
 
 
 class LeanDecoder:
-    """Prefill + one-token decode steps with a preallocated KV cache, batch rows left-padded.
+    """Prefill + one-token decode steps over two preallocated KV caches.
 
-    Every batch row shares the cache column of a step (left padding right-aligns the prompts);
-    the rotary position of each row is its own count of real tokens so far. ``pad_bias`` masks
-    the padding columns of each row.
+    The prompts' keys/values (``prefix``) are kept once per prompt, however many samples share
+    it; the generated tokens' keys/values (``cache``) once per sample. A decode step reads each
+    prompt's keys once for all its samples: on a CPU the KV reads are memory traffic on the
+    order of the weights' (at 64 rows and ~180 cached tokens both are ~0.5 GB per step on
+    SmolLM2-135M), so n samples of one prompt read its prefix 1/n as often.
+
+    Rows are addressed by slot (prompt * n + sample); finished rows are dropped from the batch
+    (``select``), and a prompt whose samples all finished is dropped from ``prefix``. Prompts are
+    left-padded: ``prefix_bias`` masks each prompt's padding; the rotary position of each row is
+    its own count of real tokens so far.
     """
 
     def __init__(self, model: Any, fuse: bool | None = None):
@@ -62,11 +70,16 @@ class LeanDecoder:
         self.eps = config.rms_norm_eps
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
+        self.group = self.heads // self.kv_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.scale = self.head_dim ** -0.5
-        self.cache: torch.Tensor | None = None  # [layers, 2, batch, kv_heads, length, head_dim]
-        self.pad_bias: torch.Tensor | None = None  # [batch, length]: 0 or -inf
-        self.length = 0  # filled cache columns
+        self.prefix: torch.Tensor | None = None  # [layers, 2, prompts, kv_heads, width, head_dim]
+        self.prefix_bias: torch.Tensor | None = None  # [prompts, width]: 0 or -inf (padding)
+        self.cache: torch.Tensor | None = None  # [layers, 2, rows, kv_heads, new tokens, head_dim]
+        self.length = 0  # filled columns of ``cache``
+        self.n = 1  # samples per prompt
+        self.slots: torch.Tensor | None = None  # [rows]: prompt * n + sample of every batch row
+        self.dense = True  # slots == arange(prompts * n): no gather/scatter needed
         weights = [(layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
                     layer.mlp.gate_proj, layer.mlp.up_proj) for layer in self.layers]
         if fuse is None:
@@ -81,45 +94,53 @@ class LeanDecoder:
     # --------------------------------------------------------------- public steps
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
                 repeat: int, total_length: int) -> torch.Tensor:
-        """Run the left-padded prompts, keep their keys/values ``repeat`` times each (the n samples
-        of a prompt share its prefill) in a cache of ``total_length`` columns; return the last
-        position's logits, one row per prompt (not repeated)."""
-        batch, width = input_ids.shape
+        """Run the left-padded prompts and keep their keys/values once each; make room for
+        ``total_length`` minus the prompt width generated tokens of ``repeat`` samples per prompt;
+        return the last position's logits, one row per prompt (not repeated)."""
+        prompts, width = input_ids.shape
         dtype, device = self.model.lm_head.weight.dtype, input_ids.device
-        self.cache = torch.zeros((len(self.layers), 2, batch * repeat, self.kv_heads, total_length, self.head_dim),
-                                 dtype=dtype, device=device)
+        shape = (len(self.layers), 2, prompts, self.kv_heads, width, self.head_dim)
+        self.prefix = torch.empty(shape, dtype=dtype, device=device)
+        self.cache = torch.empty((len(self.layers), 2, prompts * repeat, self.kv_heads, max(total_length - width, 1),
+                                  self.head_dim), dtype=dtype, device=device)
+        self.n, self.length, self.dense = repeat, 0, True
+        self.slots = torch.arange(prompts * repeat, device=device)
         valid = attention_mask.bool()
         causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
         allowed = causal[None] & valid[:, None, :]
         # Padding queries would see no key at all (NaN softmax); let them see themselves.
         allowed |= torch.eye(width, dtype=torch.bool, device=device)[None]
         bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
-        pad = torch.zeros((batch, total_length), dtype=dtype, device=device)
-        pad[:, :width].masked_fill_(~valid, float("-inf"))
-        self.pad_bias = pad.repeat_interleave(repeat, 0) if repeat > 1 else pad
-        hidden = self._forward(self.model.model.embed_tokens(input_ids), positions, bias, 0, repeat)
-        self.length = width
+        self.prefix_bias = torch.zeros((prompts, width), dtype=dtype, device=device).masked_fill_(~valid, float("-inf"))
+        hidden = self._forward(self.model.model.embed_tokens(input_ids), positions, bias)
         return self._logits(hidden[:, -1])
 
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Feed one token per row (``positions``: each row's rotary position); return logits."""
-        assert self.cache is not None and self.pad_bias is not None
+        assert self.cache is not None
         if self.length >= self.cache.shape[4]:
             raise RuntimeError("KV cache full: total_length was too small")
-        bias = self.pad_bias[:, None, : self.length + 1]
-        hidden = self._forward(self.model.model.embed_tokens(tokens[:, None]), positions[:, None], bias,
-                               self.length, 1)
+        hidden = self._forward(self.model.model.embed_tokens(tokens[:, None]), positions[:, None], None)
         self.length += 1
         return self._logits(hidden[:, -1])
 
     def select(self, rows: torch.Tensor) -> None:
-        """Keep only these batch rows (finished sequences stop costing decode work)."""
-        assert self.cache is not None and self.pad_bias is not None
+        """Keep only these batch rows (finished sequences stop costing decode work), and only the
+        prompts that still have a row."""
+        assert self.cache is not None and self.prefix is not None and self.slots is not None
+        assert self.prefix_bias is not None
         self.cache = self.cache.index_select(2, rows)
-        self.pad_bias = self.pad_bias.index_select(0, rows)
+        slots = self.slots.index_select(0, rows)
+        prompts = torch.unique(slots // self.n)  # sorted
+        if len(prompts) < self.prefix.shape[2]:
+            self.prefix = self.prefix.index_select(2, prompts)
+            self.prefix_bias = self.prefix_bias.index_select(0, prompts)
+            slots = torch.searchsorted(prompts, slots // self.n) * self.n + slots % self.n
+        self.slots = slots
+        self.dense = len(slots) == self.prefix.shape[2] * self.n
 
     def release(self) -> None:
-        self.cache = self.pad_bias = None
+        self.cache = self.prefix = self.prefix_bias = self.slots = None
         self.length = 0
 
     # --------------------------------------------------------------- the forward
@@ -127,15 +148,20 @@ class LeanDecoder:
         head = self.model.lm_head
         return linear(self.model.model.norm(hidden), head.weight, head.bias).float()
 
-    def _forward(self, hidden: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor, start: int,
-                 repeat: int) -> torch.Tensor:
-        """``hidden`` [batch, seq, dim] for cache columns start..start+seq; ``bias`` [batch, seq, keys]."""
+    def _forward(self, hidden: torch.Tensor, positions: torch.Tensor, prefill_bias: torch.Tensor | None) -> torch.Tensor:
+        """``hidden`` [batch, seq, dim]: the prompts (``prefill_bias`` [prompts, seq, seq]) or one
+        new token per row (``prefill_bias`` None)."""
         cos, sin = self.model.model.rotary_emb(hidden, positions)  # [batch, seq, head_dim]
         cos, sin = cos[:, :, None], sin[:, :, None]
         size = (hidden.shape[-1],)
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(hidden, size, layer.input_layernorm.weight, self.eps)
-            hidden = hidden + self._attention(i, layer.self_attn, h, cos, sin, bias, start, repeat)
+            q, k, v = self._qkv(i, layer.self_attn, h, cos, sin)
+            if prefill_bias is None:
+                out = self._decode_attention(i, q, k, v)
+            else:
+                out = self._prefill_attention(i, q, k, v, prefill_bias)
+            hidden = hidden + _apply(layer.self_attn.o_proj, out)
             h = F.rms_norm(hidden, size, layer.post_attention_layernorm.weight, self.eps)
             mlp = layer.mlp
             if self.gate_up is None:
@@ -145,38 +171,72 @@ class LeanDecoder:
             hidden = hidden + _apply(mlp.down_proj, F.silu(gate) * up)
         return hidden
 
-    def _attention(self, i: int, attn: Any, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                   bias: torch.Tensor, start: int, repeat: int) -> torch.Tensor:
+    def _qkv(self, i: int, attn: Any, h: torch.Tensor, cos: torch.Tensor,
+             sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [batch, seq, heads, head_dim], k and v [batch, seq, kv_heads, head_dim], rotated."""
         batch, seq, _ = h.shape
         if self.qkv is None:
             q = _rope(_apply(attn.q_proj, h).view(batch, seq, self.heads, self.head_dim), cos, sin)
             k = _rope(_apply(attn.k_proj, h).view(batch, seq, self.kv_heads, self.head_dim), cos, sin)
-            v = _apply(attn.v_proj, h).view(batch, seq, self.kv_heads, self.head_dim)
-        else:
-            qkv = linear(h, *self.qkv[i]).view(batch, seq, self.heads + 2 * self.kv_heads, self.head_dim)
-            qk = _rope(qkv[:, :, : self.heads + self.kv_heads], cos, sin)  # one rotation for both
-            q, k, v = qk[:, :, : self.heads], qk[:, :, self.heads:], qkv[:, :, self.heads + self.kv_heads:]
-        assert self.cache is not None
-        end = start + seq
-        if repeat == 1:
-            self.cache[i, 0, :, :, start:end] = k.transpose(1, 2)
-            self.cache[i, 1, :, :, start:end] = v.transpose(1, 2)
-            keys, values = self.cache[i, 0, :, :, :end], self.cache[i, 1, :, :, :end]
-        else:  # prefill shared by the n samples: attend on the unrepeated keys, store repeated
-            keys, values = k.transpose(1, 2), v.transpose(1, 2)
-            self.cache[i, 0, :, :, start:end] = keys.repeat_interleave(repeat, 0)
-            self.cache[i, 1, :, :, start:end] = values.repeat_interleave(repeat, 0)
-        group = self.heads // self.kv_heads
+            return q, k, _apply(attn.v_proj, h).view(batch, seq, self.kv_heads, self.head_dim)
+        qkv = linear(h, *self.qkv[i]).view(batch, seq, self.heads + 2 * self.kv_heads, self.head_dim)
+        qk = _rope(qkv[:, :, : self.heads + self.kv_heads], cos, sin)  # one rotation for both
+        return qk[:, :, : self.heads], qk[:, :, self.heads:], qkv[:, :, self.heads + self.kv_heads:]
+
+    def _prefill_attention(self, i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           bias: torch.Tensor) -> torch.Tensor:
+        assert self.prefix is not None
+        batch, seq = q.shape[:2]
+        keys, values = k.transpose(1, 2), v.transpose(1, 2)  # [prompts, kv_heads, seq, head_dim]
+        self.prefix[i, 0] = keys
+        self.prefix[i, 1] = values
         # Queries grouped per KV head: [batch, kv_heads, group * seq, head_dim] meets the keys
-        # [batch, kv_heads, keys, head_dim] as they are, with no per-head copy of the cache.
-        q = q.view(batch, seq, self.kv_heads, group, self.head_dim).permute(0, 2, 3, 1, 4)
-        q = q.reshape(batch, self.kv_heads, group * seq, self.head_dim)
+        # as they are, with no per-head copy of them.
+        q = q.view(batch, seq, self.kv_heads, self.group, self.head_dim).permute(0, 2, 3, 1, 4)
+        q = q.reshape(batch, self.kv_heads, self.group * seq, self.head_dim)
         scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(self.scale)
-        scores = scores.view(batch, self.kv_heads, group, seq, -1).add_(bias[:, None, None])
+        scores = scores.view(batch, self.kv_heads, self.group, seq, seq).add_(bias[:, None, None])
         probs = torch.softmax(scores.float(), dim=-1).to(values.dtype)
-        out = torch.matmul(probs.view(batch, self.kv_heads, group * seq, -1), values)
-        out = out.view(batch, self.kv_heads, group, seq, self.head_dim).permute(0, 3, 1, 2, 4)
-        return _apply(attn.o_proj, out.reshape(batch, seq, self.heads * self.head_dim))
+        out = torch.matmul(probs.view(batch, self.kv_heads, self.group * seq, seq), values)
+        out = out.view(batch, self.kv_heads, self.group, seq, self.head_dim).permute(0, 3, 1, 2, 4)
+        return out.reshape(batch, seq, self.heads * self.head_dim)
+
+    def _decode_attention(self, i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """One new token per row: softmax over [its prompt's keys, its own generated keys]."""
+        assert self.cache is not None and self.prefix is not None and self.prefix_bias is not None
+        assert self.slots is not None
+        rows, n, kv, group, dim = q.shape[0], self.n, self.kv_heads, self.group, self.head_dim
+        prompts, width = self.prefix.shape[2], self.prefix.shape[4]
+        self.cache[i, 0, :, :, self.length] = k[:, 0]
+        self.cache[i, 1, :, :, self.length] = v[:, 0]
+        q = q.reshape(rows, kv, group, dim) * self.scale  # query heads of KV head j: j * group ...
+        own = torch.matmul(q, self.cache[i, 0, :, :, : self.length + 1].transpose(-1, -2))  # [rows, kv, group, new]
+        # Prompt keys: each prompt's rows meet its keys in one batched product.
+        shared = self._per_prompt(q).reshape(prompts, n, kv, group, dim).transpose(1, 2)
+        shared = torch.matmul(shared.reshape(prompts, kv, n * group, dim), self.prefix[i, 0].transpose(-1, -2))
+        shared = self._per_row(shared.view(prompts, kv, n, group, width).transpose(1, 2))  # [rows, kv, group, width]
+        bias = self.prefix_bias if self.dense and n == 1 else self.prefix_bias.index_select(0, self.slots // n)
+        scores = torch.cat((shared + bias[:, None, None], own), dim=-1)
+        probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
+        out = torch.matmul(probs[..., width:], self.cache[i, 1, :, :, : self.length + 1])  # [rows, kv, group, dim]
+        p_shared = self._per_prompt(probs[..., :width]).reshape(prompts, n, kv, group, width).transpose(1, 2)
+        p_shared = torch.matmul(p_shared.reshape(prompts, kv, n * group, width), self.prefix[i, 1])
+        out += self._per_row(p_shared.view(prompts, kv, n, group, dim).transpose(1, 2))
+        return out.reshape(rows, 1, self.heads * dim)
+
+    def _per_prompt(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows -> all prompts * n slots (finished slots zero): [prompts * n, ...]."""
+        assert self.slots is not None and self.prefix is not None
+        if self.dense:
+            return x
+        full = x.new_zeros((self.prefix.shape[2] * self.n, *x.shape[1:]))
+        return full.index_copy_(0, self.slots, x)
+
+    def _per_row(self, x: torch.Tensor) -> torch.Tensor:
+        """[prompts, n, ...] slots -> the batch rows: [rows, ...]."""
+        assert self.slots is not None
+        flat = x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
+        return flat if self.dense else flat.index_select(0, self.slots)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
