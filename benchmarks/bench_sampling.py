@@ -1,6 +1,6 @@
 """Foresight sampling throughput: the reference code's structure vs ``genius sample``, same engine.
 
-    python benchmarks/bench_sampling.py [--queries 32] [--model smollm2-135m]
+    python benchmarks/bench_sampling.py [--queries 32] [--model smollm2-135m] [--batch-sequences 64,256]
 
 (a) reference: a port of the structure of the public reference code (foresight_sampling_with_vllm.py):
     one query at a time; per step one engine call for the M*N candidate steps and one for their M*N
@@ -11,16 +11,20 @@
 Both use the same engine object, the same SampleConfig (M=2, N=4, K=4, capped steps and rollouts)
 and the same queries; the script prints queries/min and generated tokens/s of both and the ratio.
 
-Measured on the 2-core AVX2 dev box while other jobs kept its load average at ~16 (so torch got
-well under one core; OMP_NUM_THREADS=1), --queries 6 --max-step-tokens 32 --max-rollout-tokens 32:
-(a) 0.23 queries/min, 5.5 tok/s; (b) 0.48 queries/min, 12.5 tok/s: x2.13 queries/min. On a CPU
-the decode is compute-bound once a batch holds ~8 sequences, so lockstep batching buys less than
-on a GPU, where the same script is the check to run for the >= 5x target.
+Measured on the 2-core AVX2 dev box (quiet, 2 torch threads), --queries 8 --max-step-tokens 32
+--max-rollout-tokens 32 --batch-sequences 64,256: (a) 464 s, 1.03 queries/min, 26.9 tok/s;
+(b) 207 s, 2.32 queries/min, 59.5 tok/s (x2.25); with 256 sequences per call 2.22 queries/min
+(x2.14): on a CPU the decode is compute-bound once a batch holds a few dozen sequences, so
+lockstep batching buys less than on a GPU. Where (b)'s time goes (4 queries, timed by stage):
+43% prefill (13.9k prompt tokens re-read by every call: each rollout re-reads its candidate's
+prompt, each step its beam's), 54% decode. The next lever is reusing those prefixes across
+calls (rollouts continuing from their candidate's KV cache), not more batching.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -75,8 +79,10 @@ def main() -> None:
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--max-step-tokens", type=int, default=64)
     ap.add_argument("--max-rollout-tokens", type=int, default=64)
-    ap.add_argument("--batch-sequences", type=int, default=64)
+    ap.add_argument("--batch-sequences", default="64",
+                    help="sequences per engine call of (b); a comma list (64,256) times (b) once per value")
     args = ap.parse_args()
+    budgets = [int(x) for x in str(args.batch_sequences).split(",") if x.strip()]
 
     if QUERY_FILE.is_file():
         queries = load_queries(QUERY_FILE, limit=args.queries).queries
@@ -84,25 +90,27 @@ def main() -> None:
         queries = [Query(id=f"syn-{i}", messages=[{"role": "user", "content": f"What is {i} + {2 * i}? Explain."}],
                          index=i) for i in range(args.queries)]
     cfg = SampleConfig(beams=2, candidates=4, steps=4, max_step_tokens=args.max_step_tokens,
-                       max_rollout_tokens=args.max_rollout_tokens, batch_sequences=args.batch_sequences)
+                       max_rollout_tokens=args.max_rollout_tokens, batch_sequences=budgets[0])
     engine = make_engine(args.model, dtype=args.dtype, device="cpu")
     engine.generate([chat_prompt_ids(engine.tokenizer, queries[0].messages)], SamplingParams(max_new_tokens=4))
 
     ref_s, ref_tok = timed(engine, lambda: [reference_query(engine, cfg, q) for q in queries])
-    with tempfile.TemporaryDirectory() as tmp:
-        ours_s, ours_tok = timed(engine, lambda: run_sample(cfg, queries, Path(tmp), engine, progress=False))
-        stats = json.loads((Path(tmp) / "stats.json").read_text())
+    rows = [("(a) reference structure", ref_s, ref_tok)]
+    for budget in budgets:
+        ours = dataclasses.replace(cfg, batch_sequences=budget)
+        with tempfile.TemporaryDirectory() as tmp:
+            ours_s, ours_tok = timed(engine, lambda: run_sample(ours, queries, Path(tmp), engine, progress=False))
+            stats = json.loads((Path(tmp) / "stats.json").read_text())
+        rows.append((f"(b) genius sample, {budget} seq", ours_s, ours_tok))
 
     n = len(queries)
-    rows = [("(a) reference structure", ref_s, ref_tok), ("(b) genius sample", ours_s, ours_tok)]
     print(f"{n} queries, M=2 N=4 K=4, steps <= {cfg.max_step_tokens} tok, rollouts <= {cfg.max_rollout_tokens} tok, "
           f"{args.model} {args.dtype} on cpu, {torch.get_num_threads()} torch threads, "
           f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"{'':26s} {'seconds':>9s} {'queries/min':>12s} {'gen tokens':>11s} {'tokens/s':>9s}")
+    print(f"{'':32s} {'seconds':>9s} {'queries/min':>12s} {'gen tokens':>11s} {'tokens/s':>9s} {'x queries/min':>14s}")
     for name, s, tok in rows:
-        print(f"{name:26s} {s:9.1f} {60 * n / s:12.2f} {tok:11d} {tok / s:9.1f}")
-    print(f"ratio (b)/(a): queries/min x{ref_s / ours_s:.2f}, tokens/s x{(ours_tok / ours_s) / (ref_tok / ref_s):.2f}; "
-          f"(b) ended {stats['queries_ended_early']}/{n} queries early, {stats['pairs']} pairs")
+        print(f"{name:32s} {s:9.1f} {60 * n / s:12.2f} {tok:11d} {tok / s:9.1f} {ref_s / s:13.2f}x")
+    print(f"(b) ended {stats['queries_ended_early']}/{n} queries early, {stats['pairs']} pairs")
 
 
 if __name__ == "__main__":
