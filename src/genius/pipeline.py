@@ -11,6 +11,10 @@ Layout of a run directory (every arrow of the design is a file here)::
     round1/eval-step20/ ...     with eval_every: evaluations of intermediate checkpoints
     report.md, plots/           written at the end (genius.report)
 
+A config with ``compare:`` (run name -> overrides) is a comparison: each entry is a run of its
+own in run_dir/NAME (layout above), all on the same queries and sharing the first run's base
+evaluation; run_dir/config.yaml and run_dir/report.md (one table of all runs) sit above them.
+
 Every stage writes ``DONE.json`` into its folder when it has finished; a rerun skips stages
 that have one and resumes the others (each stage resumes on its own: sampling appends, training
 continues from its last checkpoint, evaluation skips done items). Round r samples with the model
