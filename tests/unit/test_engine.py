@@ -228,3 +228,19 @@ def test_lean_shared_prompt_cache_matches_forward_path_through_row_drops(tiny_en
             torch.testing.assert_close(lean.step(tokens, nxt), ref.step(tokens, nxt), atol=1e-5, rtol=1e-5)
             nxt = nxt + 1
         assert lean.prefix is not None and lean.prefix.shape[2] == 2 and not lean.dense
+
+
+@pytest.mark.parametrize("rows", [4, 32, 2000])
+@pytest.mark.parametrize("features", [96, 20000])  # 20000: the blocked vocabulary-head path, last block partial
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_lean_linear_equals_f_linear(rows: int, features: int, with_bias: bool) -> None:
+    """Every branch of lean.linear (F.linear, weight @ x.T, blocked head) is the same product."""
+    from genius.engines.lean import linear
+
+    gen = torch.Generator().manual_seed(rows + features)
+    x = torch.randn(2, rows // 2, 48, generator=gen)
+    weight = torch.randn(features, 48, generator=gen)
+    bias = torch.randn(features, generator=gen) if with_bias else None
+    out = linear(x, weight, bias)
+    assert out.shape == (2, rows // 2, features)
+    torch.testing.assert_close(out, torch.nn.functional.linear(x, weight, bias), atol=1e-4, rtol=1e-4)
