@@ -418,7 +418,7 @@ def _reuse_data(source: Path, out: Path) -> dict[str, Any]:
 def _has_records(path: Path) -> bool:
     from genius.io import iter_jsonl
 
-    return path.is_file() and next(iter(iter_jsonl(path)), None) is not None
+    return path.is_file() and next(iter_jsonl(path), None) is not None
 
 
 def _reuse_base_eval(cfg: PipelineConfig, source_run: Path, out: Path) -> dict[str, Any]:

@@ -303,9 +303,12 @@ def comparison_rows(runs: list[Path]) -> str:
 
 
 def comparison_members(run_dir: Path) -> list[Path] | None:
-    """The run folders of a ``compare`` run (from its config.yaml), None for a single run."""
+    """The run folders of a ``compare`` run that exist so far (from its config.yaml), None for a
+    single run."""
     names = _run_config(run_dir).get("compare") or {}
-    return [run_dir / str(name) for name in names] if isinstance(names, dict) and names else None
+    if not isinstance(names, dict) or not names:
+        return None
+    return [run_dir / str(name) for name in names if (run_dir / str(name)).is_dir()]
 
 
 def build_comparison_report(run_dir: str | Path, runs: list[Path]) -> str:

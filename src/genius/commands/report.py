@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
         if not run_dir.is_dir():
             raise UserError(f"{run_dir}: no such run directory")
     members = report.comparison_members(args.runs[0]) if len(args.runs) == 1 else None
-    if members:
+    if members is not None:
         report.build_comparison_report(args.runs[0], members)
-        table = report.runs_table([m for m in members if m.is_dir()])
+        table = report.runs_table(members)
         print(f"report: {args.runs[0] / 'report.md'}")
     elif len(args.runs) == 1:
         report.build_report(args.runs[0])

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)
     print()
     members = report.comparison_members(run_dir)
-    if members:
-        print(report.runs_table([m for m in members if m.is_dir()]))
+    if members is not None:
+        print(report.runs_table(members))
         print(f"comparison report: {run_dir / 'report.md'}")
         return 0
     base, trained = report.final_points(report.eval_points(run_dir))

@@ -16,6 +16,7 @@ engine falls back to ``model.forward`` with a ``DynamicCache`` for everything el
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -27,7 +28,10 @@ HEAD_BLOCK, HEAD_BLOCK_MIN = 1024, 16384
 of HEAD_BLOCK rows on CPU."""
 FUSE_MAX_BYTES = 2 << 30
 """Fuse q/k/v and gate/up weights when the fused copies take at most this much memory. The
-copies are made per decoder (one ``generate`` chunk), so they follow weights that change."""
+copies are made once per model and kept beside it (``_fused``), remade when a weight changes."""
+_FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""model -> (weight signature, fused q/k/v, fused gate/up): every ``generate`` call makes a
+decoder, and re-concatenating the weights each time would copy ~280 MB per call on SmolLM2-135M."""
 
 
 def supports(model: Any) -> bool:
@@ -75,6 +79,7 @@ class LeanDecoder:
         self.scale = self.head_dim ** -0.5
         self.prefix: torch.Tensor | None = None  # [layers, 2, prompts, kv_heads, width, head_dim]
         self.prefix_bias: torch.Tensor | None = None  # [prompts, width]: 0 or -inf (padding)
+        self.row_bias: torch.Tensor | None = None  # [rows, width]: prefix_bias of each row's prompt
         self.cache: torch.Tensor | None = None  # [layers, 2, rows, kv_heads, new tokens, head_dim]
         self.length = 0  # filled columns of ``cache``
         self.n = 1  # samples per prompt
@@ -88,8 +93,7 @@ class LeanDecoder:
         self.qkv: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         self.gate_up: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         if fuse:
-            self.qkv = [_fuse(q, k, v) for q, k, v, _, _ in weights]
-            self.gate_up = [_fuse(g, u) for _, _, _, g, u in weights]
+            self.qkv, self.gate_up = _fused(model, weights)
 
     # --------------------------------------------------------------- public steps
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
@@ -112,6 +116,7 @@ class LeanDecoder:
         allowed |= torch.eye(width, dtype=torch.bool, device=device)[None]
         bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
         self.prefix_bias = torch.zeros((prompts, width), dtype=dtype, device=device).masked_fill_(~valid, float("-inf"))
+        self.row_bias = self.prefix_bias.repeat_interleave(repeat, 0)
         hidden = self._forward(self.model.model.embed_tokens(input_ids), positions, bias)
         return self._logits(hidden[:, -1])
 
@@ -138,9 +143,10 @@ class LeanDecoder:
             slots = torch.searchsorted(prompts, slots // self.n) * self.n + slots % self.n
         self.slots = slots
         self.dense = len(slots) == self.prefix.shape[2] * self.n
+        self.row_bias = self.prefix_bias.index_select(0, slots // self.n)
 
     def release(self) -> None:
-        self.cache = self.prefix = self.prefix_bias = self.slots = None
+        self.cache = self.prefix = self.prefix_bias = self.row_bias = self.slots = None
         self.length = 0
 
     # --------------------------------------------------------------- the forward
@@ -203,8 +209,7 @@ class LeanDecoder:
 
     def _decode_attention(self, i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """One new token per row: softmax over [its prompt's keys, its own generated keys]."""
-        assert self.cache is not None and self.prefix is not None and self.prefix_bias is not None
-        assert self.slots is not None
+        assert self.cache is not None and self.prefix is not None and self.row_bias is not None
         rows, n, kv, group, dim = q.shape[0], self.n, self.kv_heads, self.group, self.head_dim
         prompts, width = self.prefix.shape[2], self.prefix.shape[4]
         self.cache[i, 0, :, :, self.length] = k[:, 0]
@@ -215,8 +220,7 @@ class LeanDecoder:
         shared = self._per_prompt(q).reshape(prompts, n, kv, group, dim).transpose(1, 2)
         shared = torch.matmul(shared.reshape(prompts, kv, n * group, dim), self.prefix[i, 0].transpose(-1, -2))
         shared = self._per_row(shared.view(prompts, kv, n, group, width).transpose(1, 2))  # [rows, kv, group, width]
-        bias = self.prefix_bias if self.dense and n == 1 else self.prefix_bias.index_select(0, self.slots // n)
-        scores = torch.cat((shared + bias[:, None, None], own), dim=-1)
+        scores = torch.cat((shared + self.row_bias[:, None, None], own), dim=-1)
         probs = torch.softmax(scores.float(), dim=-1).to(q.dtype)
         out = torch.matmul(probs[..., width:], self.cache[i, 1, :, :, : self.length + 1])  # [rows, kv, group, dim]
         p_shared = self._per_prompt(probs[..., :width]).reshape(prompts, n, kv, group, width).transpose(1, 2)
@@ -273,6 +277,19 @@ def _apply(module: Any, x: torch.Tensor) -> torch.Tensor:
     if isinstance(module, torch.nn.Linear):
         return linear(x, module.weight, module.bias)
     return module(x)
+
+
+def _fused(model: Any, weights: list[tuple[Any, ...]]) -> tuple[list, list]:
+    """Fused (q, k, v) and (gate, up) per layer of ``model``, made once and reused while no
+    weight changed (new storage or an in-place update changes the signature)."""
+    params = [p for layer in weights for m in layer for p in (m.weight, m.bias) if p is not None]
+    signature = tuple((p.data_ptr(), p._version) for p in params)
+    cached = _FUSED.get(model)
+    if cached is None or cached[0] != signature:
+        cached = (signature, [_fuse(q, k, v) for q, k, v, _, _ in weights],
+                  [_fuse(g, u) for _, _, _, g, u in weights])
+        _FUSED[model] = cached
+    return cached[1], cached[2]
 
 
 def _fuse(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
