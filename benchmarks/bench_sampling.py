@@ -35,6 +35,7 @@ import torch
 
 from genius.engines import make_engine
 from genius.engines.base import SamplingParams
+from genius.engines.hf import HFEngine
 from genius.models import chat_prompt_ids
 from genius.queries import Query, load_queries
 from genius.sampling import SampleConfig, run_sample
@@ -79,8 +80,11 @@ def main() -> None:
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--max-step-tokens", type=int, default=64)
     ap.add_argument("--max-rollout-tokens", type=int, default=64)
-    ap.add_argument("--batch-sequences", default="64",
-                    help="sequences per engine call of (b); a comma list (64,256) times (b) once per value")
+    ap.add_argument("--batch-sequences", default="128",
+                    help="sequences per engine call of (b); a comma list (64,128) times (b) once per value")
+    ap.add_argument("--reference-prefix-cache", action="store_true",
+                    help="also time (a) with the engine's prefix cache on (the reference code runs vLLM without "
+                         "prefix caching, and re-tokenises its prompts from text, so (a) keeps it off)")
     args = ap.parse_args()
     budgets = [int(x) for x in str(args.batch_sequences).split(",") if x.strip()]
 
@@ -91,15 +95,23 @@ def main() -> None:
                          index=i) for i in range(args.queries)]
     cfg = SampleConfig(beams=2, candidates=4, steps=4, max_step_tokens=args.max_step_tokens,
                        max_rollout_tokens=args.max_rollout_tokens, batch_sequences=budgets[0])
-    engine = make_engine(args.model, dtype=args.dtype, device="cpu")
-    engine.generate([chat_prompt_ids(engine.tokenizer, queries[0].messages)], SamplingParams(max_new_tokens=4))
+    loaded = make_engine(args.model, dtype=args.dtype, device="cpu")
+    loaded.generate([chat_prompt_ids(loaded.tokenizer, queries[0].messages)], SamplingParams(max_new_tokens=4))
 
-    ref_s, ref_tok = timed(engine, lambda: [reference_query(engine, cfg, q) for q in queries])
+    def engine(**kwargs):  # a fresh engine (empty prefix cache) over the one loaded model
+        return HFEngine(loaded.model, loaded.tokenizer, **kwargs)
+
+    reference = engine(prefix_cache_bytes=0)
+    ref_s, ref_tok = timed(reference, lambda: [reference_query(reference, cfg, q) for q in queries])
     rows = [("(a) reference structure", ref_s, ref_tok)]
+    if args.reference_prefix_cache:
+        cached = engine()
+        s, tok = timed(cached, lambda: [reference_query(cached, cfg, q) for q in queries])
+        rows.append(("(a) + our prefix cache", s, tok))
     for budget in budgets:
-        ours = dataclasses.replace(cfg, batch_sequences=budget)
+        ours, eng = dataclasses.replace(cfg, batch_sequences=budget), engine(max_batch_size=budget)
         with tempfile.TemporaryDirectory() as tmp:
-            ours_s, ours_tok = timed(engine, lambda: run_sample(ours, queries, Path(tmp), engine, progress=False))
+            ours_s, ours_tok = timed(eng, lambda: run_sample(ours, queries, Path(tmp), eng, progress=False))
             stats = json.loads((Path(tmp) / "stats.json").read_text())
         rows.append((f"(b) genius sample, {budget} seq", ours_s, ours_tok))
 

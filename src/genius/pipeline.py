@@ -288,7 +288,9 @@ class _Engines:
             from genius.engines import make_engine
 
             self.release()
-            self.engine = make_engine(spec, dtype=self.cfg.dtype, device=self.cfg.device)
+            # Engine chunks as large as the sampler's calls (evaluation's are no larger by default).
+            rows = sample_config(self.cfg, 0).batch_sequences
+            self.engine = make_engine(spec, dtype=self.cfg.dtype, device=self.cfg.device, max_batch_size=rows)
             self.spec = spec
         return self.engine
 

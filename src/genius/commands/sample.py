@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
         if torch.cuda.is_available():
             args.device = f"cuda:{os.environ['LOCAL_RANK']}"
-    engine = engine_from_args(args)
+    engine = engine_from_args(args, max_batch_size=cfg.batch_sequences)
     stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard, progress=not args.no_progress)
     skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
     print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "

@@ -75,6 +75,8 @@ class Completion:
 @dataclass
 class EngineStats:
     prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0
+    """Prompt tokens whose keys/values came from an earlier call instead of a prefill."""
     generated_tokens: int = 0
     forward_calls: int = 0
     seconds: float = 0.0

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from genius.engines import lean
 from genius.engines.base import Completion, EngineStats, SamplingParams
+from genius.engines.prefix_cache import PrefixStore, Segment
 from genius.errors import UserError
 from genius.models import context_length, load_model
 
@@ -28,9 +29,11 @@ from genius.models import context_length, load_model
 class HFEngine:
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64,
                  logprob_chunk_tokens: int = 4096, compact_fraction: float = 0.125,
-                 use_lean: bool | None = None, progress: bool = False):
+                 use_lean: bool | None = None, progress: bool = False, prefix_cache_bytes: int = 1 << 30):
         """``use_lean``: decode through the lean Llama path (default: when the model supports it).
-        ``progress``: a tqdm bar over the prompt chunks of each ``generate`` call."""
+        ``progress``: a tqdm bar over the prompt chunks of each ``generate`` call.
+        ``prefix_cache_bytes``: keys/values of recent sequences kept for prompts that extend them
+        (``genius.engines.prefix_cache``; lean path only); 0 turns the reuse off."""
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
@@ -40,6 +43,7 @@ class HFEngine:
         if self.use_lean and not lean.supports(model):
             raise UserError(f"the lean decode path does not support model type '{model.config.model_type}'")
         self.progress = progress
+        self.prefix_store = PrefixStore(prefix_cache_bytes) if self.use_lean and prefix_cache_bytes > 0 else None
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -67,6 +71,8 @@ class HFEngine:
                 raise UserError(f"prompt {i} has {len(p)} tokens; the model's context is {self.max_context} "
                                 "and leaves no room to generate")
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+        if self.prefix_store is not None:
+            self.prefix_store.check_weights(self.model)
         # Longest first so that each chunk holds prompts of similar length (little padding).
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         per_chunk = max(1, self.max_batch_size // params.n)
@@ -92,12 +98,22 @@ class HFEngine:
         n = params.n
         rows = len(prompts) * n
         budget = [min(params.max_new_tokens, self.max_context - len(prompts[r // n])) for r in range(rows)]
-        input_ids, attn = self._left_pad(prompts)
-        positions = (attn.cumsum(-1) - 1).clamp(min=0)
+        store = self.prefix_store
+        hits = [store.match(p) for p in prompts] if store is not None else [(None, 0)] * len(prompts)
+        reused = [length for _, length in hits]
+        input_ids, attn = self._left_pad([p[c:] for p, c in zip(prompts, reused)])
+        positions = (attn.cumsum(-1) - 1).clamp(min=0) + torch.tensor(reused, device=self.device)[:, None]
+        past = self._gather_past(hits) if any(reused) else None
+        width = input_ids.shape[1] + (past[0].shape[4] if past is not None else 0)
         decoder = self._decoder()
-        logits = decoder.prefill(input_ids, attn, positions, repeat=n, total_length=input_ids.shape[1] + max(budget))
+        logits = decoder.prefill(input_ids, attn, positions, repeat=n, total_length=width + max(budget), past=past)
         self.stats.forward_calls += 1
         self.stats.prompt_tokens += sum(len(p) for p in prompts)
+        self.stats.reused_prompt_tokens += sum(reused)
+        parents: list[Segment | None] = []
+        if store is not None:
+            parents = [store.add(p, seg, c, decoder.prompt_kv(i, len(p) - c))
+                       for i, (p, (seg, c)) in enumerate(zip(prompts, hits))]
         next_pos = positions[:, -1] + 1
         if n > 1:
             logits = logits.repeat_interleave(n, 0)
@@ -138,6 +154,8 @@ class HFEngine:
             # copies the cache, so doing it for every single row would cost more than it saves.
             if dead_in_batch >= max(1, int(self.compact_fraction * len(active))):
                 keep = [b for b, a in enumerate(alive_mask) if a]
+                self._store_rows(decoder, [b for b, a in enumerate(alive_mask) if not a], active, prompts, tokens,
+                                 finish, parents, n)
                 keep_t = torch.tensor(keep, device=self.device)
                 decoder.select(keep_t)
                 next_pos, tok = next_pos[keep_t], tok[keep_t]
@@ -146,6 +164,7 @@ class HFEngine:
             logits = decoder.step(tok, next_pos)
             self.stats.forward_calls += 1
             next_pos = next_pos + 1
+        self._store_rows(decoder, range(len(active)), active, prompts, tokens, finish, parents, n)
         decoder.release()
         completions = []
         for r in range(rows):
@@ -155,6 +174,35 @@ class HFEngine:
                 token_ids=tokens[r], logprobs=logps[r], finish_reason=finish[r],  # type: ignore[arg-type]
                 stop_string=stop_hit[r], prompt_tokens=len(prompts[r // n])))
         return completions
+
+    def _gather_past(self, hits: list[tuple[Segment | None, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stored keys/values of each prompt's reused prefix, left-padded: [layers, 2, prompts,
+        kv_heads, width, head_dim] (zeros where nothing is reused) and their mask [prompts, width]."""
+        width = max(length for _, length in hits)
+        some = next(seg for seg, _ in hits if seg is not None).kv
+        layers, _, kv_heads, _, head_dim = some.shape
+        past = torch.zeros((layers, 2, len(hits), kv_heads, width, head_dim), dtype=some.dtype, device=some.device)
+        mask = torch.zeros((len(hits), width), dtype=torch.long, device=some.device)
+        for p, (seg, length) in enumerate(hits):
+            if seg is not None:
+                self.prefix_store.gather(seg, length, past[:, :, p, :, width - length:])  # type: ignore[union-attr]
+                mask[p, width - length:] = 1
+        return past, mask
+
+    def _store_rows(self, decoder: Any, batch_rows: Sequence[int], active: list[int], prompts: list[list[int]],
+                    tokens: list[list[int]], finish: list[str | None], parents: list[Segment | None],
+                    n: int) -> None:
+        """Keep the keys/values of finished rows leaving the batch, for prompts that extend them.
+        A row's last token never ran through the model, so its keys stop one token short; a row
+        that ended with EOS is not kept (nothing continues after the end of a response)."""
+        if self.prefix_store is None:
+            return
+        for b in batch_rows:
+            r = active[b]
+            prompt, parent = prompts[r // n], parents[r // n]
+            if parent is None or finish[r] == "eos" or len(tokens[r]) < 2:
+                continue
+            self.prefix_store.add(prompt + tokens[r][:-1], parent, len(prompt), decoder.row_kv(b, len(tokens[r]) - 1))
 
     def _token_str(self, t: int) -> str:
         s = self._token_text.get(t)
@@ -244,7 +292,8 @@ class _CacheDecoder:
         self.attn: torch.Tensor | None = None
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
-                repeat: int, total_length: int) -> torch.Tensor:
+                repeat: int, total_length: int, past: Any = None) -> torch.Tensor:
+        assert past is None, "this decoder keeps no keys/values across calls"
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
                          cache=self.cache, use_cache=True, logits_to_keep=1)
         if repeat > 1:

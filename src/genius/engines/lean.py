@@ -97,25 +97,36 @@ class LeanDecoder:
 
     # --------------------------------------------------------------- public steps
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
-                repeat: int, total_length: int) -> torch.Tensor:
+                repeat: int, total_length: int,
+                past: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Run the left-padded prompts and keep their keys/values once each; make room for
         ``total_length`` minus the prompt width generated tokens of ``repeat`` samples per prompt;
-        return the last position's logits, one row per prompt (not repeated)."""
+        return the last position's logits, one row per prompt (not repeated).
+
+        ``past``: keys/values the prompts continue from, [layers, 2, prompts, kv_heads, past width,
+        head_dim], left-padded, and their mask [prompts, past width] (``positions`` then count on
+        from each prompt's past length). The prompt width is the past width plus the new one."""
         prompts, width = input_ids.shape
         dtype, device = self.model.lm_head.weight.dtype, input_ids.device
-        shape = (len(self.layers), 2, prompts, self.kv_heads, width, self.head_dim)
-        self.prefix = torch.empty(shape, dtype=dtype, device=device)
-        self.cache = torch.empty((len(self.layers), 2, prompts * repeat, self.kv_heads, max(total_length - width, 1),
+        past_width = 0 if past is None else past[0].shape[4]
+        full = past_width + width
+        self.prefix = torch.empty((len(self.layers), 2, prompts, self.kv_heads, full, self.head_dim),
+                                  dtype=dtype, device=device)
+        valid = attention_mask.bool()
+        if past is not None:
+            self.prefix[:, :, :, :, :past_width] = past[0]
+            valid = torch.cat((past[1].bool(), valid), dim=1)
+        self.cache = torch.empty((len(self.layers), 2, prompts * repeat, self.kv_heads, max(total_length - full, 1),
                                   self.head_dim), dtype=dtype, device=device)
         self.n, self.length, self.dense = repeat, 0, True
         self.slots = torch.arange(prompts * repeat, device=device)
-        valid = attention_mask.bool()
-        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        # New token q sees the past and the new tokens up to itself: columns <= past_width + q.
+        causal = torch.ones(width, full, dtype=torch.bool, device=device).tril(past_width)
         allowed = causal[None] & valid[:, None, :]
         # Padding queries would see no key at all (NaN softmax); let them see themselves.
-        allowed |= torch.eye(width, dtype=torch.bool, device=device)[None]
+        allowed[:, :, past_width:] |= torch.eye(width, dtype=torch.bool, device=device)[None]
         bias = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
-        self.prefix_bias = torch.zeros((prompts, width), dtype=dtype, device=device).masked_fill_(~valid, float("-inf"))
+        self.prefix_bias = torch.zeros((prompts, full), dtype=dtype, device=device).masked_fill_(~valid, float("-inf"))
         self.row_bias = self.prefix_bias.repeat_interleave(repeat, 0)
         hidden = self._forward(self.model.model.embed_tokens(input_ids), positions, bias)
         return self._logits(hidden[:, -1])
@@ -144,6 +155,17 @@ class LeanDecoder:
         self.slots = slots
         self.dense = len(slots) == self.prefix.shape[2] * self.n
         self.row_bias = self.prefix_bias.index_select(0, slots // self.n)
+
+    def prompt_kv(self, prompt: int, count: int) -> torch.Tensor:
+        """A copy of the keys/values of prompt ``prompt``'s last ``count`` tokens, [layers, 2,
+        kv_heads, count, head_dim] (before any ``select``)."""
+        assert self.prefix is not None
+        return self.prefix[:, :, prompt, :, self.prefix.shape[4] - count:].clone()
+
+    def row_kv(self, row: int, count: int) -> torch.Tensor:
+        """A copy of the keys/values of batch row ``row``'s first ``count`` generated tokens."""
+        assert self.cache is not None
+        return self.cache[:, :, row, :, :count].clone()
 
     def release(self) -> None:
         self.cache = self.prefix = self.prefix_bias = self.row_bias = self.slots = None
@@ -193,17 +215,18 @@ class LeanDecoder:
                            bias: torch.Tensor) -> torch.Tensor:
         assert self.prefix is not None
         batch, seq = q.shape[:2]
-        keys, values = k.transpose(1, 2), v.transpose(1, 2)  # [prompts, kv_heads, seq, head_dim]
-        self.prefix[i, 0] = keys
-        self.prefix[i, 1] = values
+        full = self.prefix.shape[4]
+        self.prefix[i, 0, :, :, full - seq:] = k.transpose(1, 2)  # [prompts, kv_heads, seq, head_dim]
+        self.prefix[i, 1, :, :, full - seq:] = v.transpose(1, 2)
+        keys, values = self.prefix[i, 0], self.prefix[i, 1]  # the past (if any) and the new tokens
         # Queries grouped per KV head: [batch, kv_heads, group * seq, head_dim] meets the keys
         # as they are, with no per-head copy of them.
         q = q.view(batch, seq, self.kv_heads, self.group, self.head_dim).permute(0, 2, 3, 1, 4)
         q = q.reshape(batch, self.kv_heads, self.group * seq, self.head_dim)
         scores = torch.matmul(q, keys.transpose(-1, -2)).mul_(self.scale)
-        scores = scores.view(batch, self.kv_heads, self.group, seq, seq).add_(bias[:, None, None])
+        scores = scores.view(batch, self.kv_heads, self.group, seq, full).add_(bias[:, None, None])
         probs = torch.softmax(scores.float(), dim=-1).to(values.dtype)
-        out = torch.matmul(probs.view(batch, self.kv_heads, self.group * seq, seq), values)
+        out = torch.matmul(probs.view(batch, self.kv_heads, self.group * seq, full), values)
         out = out.view(batch, self.kv_heads, self.group, seq, self.head_dim).permute(0, 3, 1, 2, 4)
         return out.reshape(batch, seq, self.heads * self.head_dim)
 
