@@ -5,7 +5,9 @@ strings honoured per sequence, finished sequences dropped from the batch, and le
 step. Llama-family models (Llama, Mistral without sliding window, Qwen2) decode through
 ``genius.engines.lean`` (KV cache allocated once, no per-step mask building or cache copies);
 other architectures run ``model.forward`` with a ``DynamicCache``. Either way the n samples of
-a prompt share one prefill, and rows are left-padded.
+a prompt share one prefill, and rows are left-padded. On the lean path a prompt that extends a
+sequence of an earlier call (the foresight search's rollouts and next steps all do) reuses its
+stored keys/values and runs only its new tokens (``genius.engines.prefix_cache``).
 """
 
 from __future__ import annotations
