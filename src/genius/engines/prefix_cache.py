@@ -57,7 +57,6 @@ class PrefixStore:
         self._index: dict[tuple[int, int], Segment] = {}
         self._lru: OrderedDict[int, Segment] = OrderedDict()  # id -> segment, least recent first
         self._signature: tuple | None = None
-        self.hits = self.reused_tokens = 0
 
     def check_weights(self, model: Any) -> None:
         """Empty the store if any weight of ``model`` changed since the keys/values were made."""
@@ -90,8 +89,6 @@ class PrefixStore:
                 seg = seg.parent
             for s in seg.chain():
                 self._lru.move_to_end(id(s))
-            self.hits += 1
-            self.reused_tokens += use
             return seg, use
         return None, 0
 
