@@ -8,8 +8,9 @@
     "answer generation" call (M*M long generations the pairs never use) is left out, which favours (a).
 (b) ours: ``genius.sampling.run_sample`` (queries advance in lockstep, early stop).
 
-Both use the same loaded model (each on its own engine over it), the same SampleConfig (M=2, N=4, K=4, capped steps and rollouts)
-and the same queries; the script prints queries/min and generated tokens/s of both and the ratio.
+Both use the same loaded model (each on its own engine over it), the same SampleConfig (M=2, N=4,
+K=4, capped steps and rollouts) and the same queries; the script prints queries/min and generated
+tokens/s of both and the ratio.
 
 (a) runs on an engine without the prefix cache: the reference builds its vLLM engine without
 prefix caching and rebuilds every prompt from text. ``--reference-prefix-cache`` adds a row with

@@ -74,7 +74,7 @@ class HFEngine:
                                 "and leaves no room to generate")
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
         if self.prefix_store is not None:
-            self.prefix_store.check_weights(self.model)
+            self.prefix_store.check_weights(lean.weights_signature(self.model.parameters()))
         # Longest first so that each chunk holds prompts of similar length (little padding).
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
         per_chunk = max(1, self.max_batch_size // params.n)

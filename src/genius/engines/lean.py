@@ -17,6 +17,7 @@ engine falls back to ``model.forward`` with a ``DynamicCache`` for everything el
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -305,14 +306,20 @@ def _apply(module: Any, x: torch.Tensor) -> torch.Tensor:
 def _fused(model: Any, weights: list[tuple[Any, ...]]) -> tuple[list, list]:
     """Fused (q, k, v) and (gate, up) per layer of ``model``, made once and reused while no
     weight changed (new storage or an in-place update changes the signature)."""
-    params = [p for layer in weights for m in layer for p in (m.weight, m.bias) if p is not None]
-    signature = tuple((p.data_ptr(), p._version) for p in params)
+    signature = weights_signature(p for layer in weights for m in layer for p in (m.weight, m.bias)
+                                  if p is not None)
     cached = _FUSED.get(model)
     if cached is None or cached[0] != signature:
         cached = (signature, [_fuse(q, k, v) for q, k, v, _, _ in weights],
                   [_fuse(g, u) for _, _, _, g, u in weights])
         _FUSED[model] = cached
     return cached[1], cached[2]
+
+
+def weights_signature(params: Iterable[torch.Tensor]) -> tuple:
+    """Changes whenever a weight gets new storage or is updated in place: what was computed
+    from the weights (fused copies, stored keys/values) is stale when it changes."""
+    return tuple((p.data_ptr(), p._version) for p in params)
 
 
 def _fuse(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
-
 import torch
 
 BLOCK = 16
@@ -34,7 +32,7 @@ class Segment:
 
     def __init__(self, tokens: tuple[int, ...], start: int, parent: Segment | None, kv: torch.Tensor):
         self.tokens, self.start, self.parent, self.kv = tokens, start, parent, kv
-        self.children: set[int] = set()  # ids of live segments that extend this one
+        self.children = 0  # live segments that extend this one
         self.keys: list[tuple[int, int]] = []
 
     @property
@@ -58,9 +56,9 @@ class PrefixStore:
         self._lru: OrderedDict[int, Segment] = OrderedDict()  # id -> segment, least recent first
         self._signature: tuple | None = None
 
-    def check_weights(self, model: Any) -> None:
-        """Empty the store if any weight of ``model`` changed since the keys/values were made."""
-        signature = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    def check_weights(self, signature: tuple) -> None:
+        """Empty the store if the weights' signature (``lean.weights_signature``) changed since the
+        keys/values were made."""
         if signature != self._signature:
             self.clear()
             self._signature = signature
@@ -121,7 +119,7 @@ class PrefixStore:
                 self._index[key] = seg
                 seg.keys.append(key)
         if parent is not None:
-            parent.children.add(id(seg))
+            parent.children += 1
         self._lru[id(seg)] = seg
         self.bytes += kv.numel() * kv.element_size()
         self._evict()
@@ -140,7 +138,7 @@ class PrefixStore:
             if self._index.get(key) is seg:
                 del self._index[key]
         if seg.parent is not None:
-            seg.parent.children.discard(id(seg))
+            seg.parent.children -= 1
         del self._lru[id(seg)]
         self.bytes -= seg.kv.numel() * seg.kv.element_size()
 
