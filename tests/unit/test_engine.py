@@ -4,6 +4,8 @@ behavioural tests and must agree with each other."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -154,14 +156,24 @@ def test_empty_prompt_and_bad_params_are_user_errors(engine: HFEngine) -> None:
         engine.generate([[65]], SamplingParams(top_p=0))
 
 
-def test_sample_inverse_cdf_by_hand() -> None:
+@pytest.mark.parametrize("kernel", [False, True], ids=["torch", "kernel"])
+def test_sample_inverse_cdf_by_hand(kernel: bool) -> None:
     """probs = [0.15, 0.5, 0.05, 0.3] -> cdf [0.15, 0.65, 0.70, 1.0]; a row takes the first token
-    whose cdf exceeds u: u 0.1 -> 0, 0.15 -> 1 (cdf 0.15 does not exceed 0.15), 0.66 -> 2,
-    0.71 -> 3, 0.99 -> 3."""
+    whose cdf exceeds u: u 0.1 -> 0, 0.16 -> 1, 0.66 -> 2, 0.71 -> 3, 0.99 -> 3. The log-prob is
+    that of the token: log 0.15, log 0.5, ..."""
     logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]])).repeat(5, 1)
-    u = torch.tensor([0.1, 0.15, 0.66, 0.71, 0.99], dtype=torch.float64)
-    assert _sample(logits, 1.0, 1.0, u).tolist() == [0, 1, 2, 3, 3]
-    assert _sample(logits, 0.0, 1.0, None).tolist() == [1] * 5
+    u = torch.tensor([0.1, 0.16, 0.66, 0.71, 0.99], dtype=torch.float64)
+    tok, lp = _sample(logits, 1.0, 1.0, u, kernel=kernel)
+    assert tok.tolist() == [0, 1, 2, 3, 3]
+    assert lp.tolist() == pytest.approx([math.log(p) for p in (0.15, 0.5, 0.05, 0.3, 0.3)], abs=1e-6)
+    tok, lp = _sample(logits, 0.0, 1.0, None, kernel=kernel)
+    assert tok.tolist() == [1] * 5 and lp.tolist() == pytest.approx([math.log(0.5)] * 5, abs=1e-6)
+
+
+def test_sample_exact_boundary_goes_to_the_next_token() -> None:
+    """u = 0.15 is exactly cdf[0]: it does not exceed it, so token 1 (torch path: float32 cdf)."""
+    logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]]))
+    assert _sample(logits, 1.0, 1.0, torch.tensor([0.15], dtype=torch.float64), kernel=False)[0].tolist() == [1]
 
 
 def test_sample_top_p_by_hand() -> None:
@@ -171,18 +183,44 @@ def test_sample_top_p_by_hand() -> None:
     -> t3, never the dropped t0/t2. top_p 0.5 keeps t1 alone (0.5 already reaches 0.5)."""
     logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]])).repeat(3, 1)
     u = torch.tensor([0.6, 0.7, 1.0], dtype=torch.float64)
-    assert _sample(logits, 1.0, 0.7, u).tolist() == [1, 3, 3]
-    assert _sample(logits, 1.0, 0.5, u).tolist() == [1, 1, 1]
+    assert _sample(logits, 1.0, 0.7, u)[0].tolist() == [1, 3, 3]
+    assert _sample(logits, 1.0, 0.5, u)[0].tolist() == [1, 1, 1]
 
 
-def test_sample_temperature_by_hand() -> None:
+@pytest.mark.parametrize("kernel", [False, True], ids=["torch", "kernel"])
+def test_sample_temperature_by_hand(kernel: bool) -> None:
     """At T = 0.5, p ∝ p^2 = [0.0225, 0.25, 0.0025, 0.09] / 0.365
     = [0.0616, 0.6849, 0.0068, 0.2466]; cdf [0.0616, 0.7466, 0.7534, 1]: u 0.68 -> 1, 0.75 -> 2
-    (at T = 1, cdf [0.15, 0.65, 0.70, 1]: 0.68 -> 2, 0.75 -> 3)."""
+    (at T = 1, cdf [0.15, 0.65, 0.70, 1]: 0.68 -> 2, 0.75 -> 3). The log-probs stay those of
+    T = 1: log 0.5 and log 0.05 for tokens 1 and 2."""
     logits = torch.log(torch.tensor([[0.15, 0.5, 0.05, 0.3]])).repeat(2, 1)
     u = torch.tensor([0.68, 0.75], dtype=torch.float64)
-    assert _sample(logits, 0.5, 1.0, u).tolist() == [1, 2]
-    assert _sample(logits, 1.0, 1.0, u).tolist() == [2, 3]
+    tok, lp = _sample(logits, 0.5, 1.0, u, kernel=kernel)
+    assert tok.tolist() == [1, 2]
+    assert lp.tolist() == pytest.approx([math.log(0.5), math.log(0.05)], abs=1e-6)
+    assert _sample(logits, 1.0, 1.0, u, kernel=kernel)[0].tolist() == [2, 3]
+
+
+def test_sample_kernel_matches_torch_on_a_real_sized_vocabulary() -> None:
+    """64 rows x 50,000 logits (blocks of 512, the last one partial), with -inf entries: the
+    kernel picks the torch path's token wherever the uniform is not within 1e-4 of a cdf step,
+    and the same log-probs; masked (-inf) tokens are never drawn."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 50_000, generator=gen) * 4
+    logits[:, ::7] = float("-inf")
+    u = torch.rand(64, generator=gen, dtype=torch.float64)
+    for temperature in (0.7, 1.0, 1.3):
+        a_tok, a_lp = _sample(logits, temperature, 1.0, u, kernel=False)
+        b_tok, b_lp = _sample(logits, temperature, 1.0, u, kernel=True)
+        assert (b_tok % 7 != 0).all()
+        probs = torch.softmax(logits.double() / temperature, -1)
+        cdf = probs.cumsum(-1)
+        before = cdf.gather(-1, b_tok[:, None])[:, 0] - probs.gather(-1, b_tok[:, None])[:, 0]
+        # The kernel's token is where u falls in the exact (double) cdf.
+        assert ((before <= u + 1e-6) & (u < cdf.gather(-1, b_tok[:, None])[:, 0] + 1e-6)).all()
+        agree = a_tok == b_tok
+        assert agree.float().mean() > 0.95
+        torch.testing.assert_close(b_lp[agree].float(), a_lp[agree], atol=1e-4, rtol=1e-5)
 
 
 def test_lean_fused_and_unfused_weights_agree(tiny_engine: HFEngine) -> None:

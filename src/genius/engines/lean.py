@@ -23,6 +23,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from genius.engines import cpu_kernels
+
 _SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 HEAD_BLOCK, HEAD_BLOCK_MIN = 1024, 16384
 """``linear`` multiplies weights of at least HEAD_BLOCK_MIN rows (a vocabulary head) in blocks
@@ -68,7 +70,9 @@ class LeanDecoder:
     its own count of real tokens so far.
     """
 
-    def __init__(self, model: Any, fuse: bool | None = None):
+    def __init__(self, model: Any, fuse: bool | None = None, kernel: bool | None = None):
+        """``fuse``: fused q/k/v and gate/up weights (default: when the copies are small enough);
+        ``kernel``: decode attention through ``cpu_kernels`` (default: where it runs: fp32 on CPU)."""
         config = model.config
         self.model = model
         self.layers = list(model.model.layers[: config.num_hidden_layers])
@@ -85,6 +89,7 @@ class LeanDecoder:
         self.length = 0  # filled columns of ``cache``
         self.n = 1  # samples per prompt
         self.slots: torch.Tensor | None = None  # [rows]: prompt * n + sample of every batch row
+        self.row_prompt: torch.Tensor | None = None  # [rows]: each row's prompt in ``prefix``
         self.dense = True  # slots == arange(prompts * n): no gather/scatter needed
         weights = [(layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj,
                     layer.mlp.gate_proj, layer.mlp.up_proj) for layer in self.layers]
@@ -95,6 +100,8 @@ class LeanDecoder:
         self.gate_up: list[tuple[torch.Tensor, torch.Tensor | None]] | None = None
         if fuse:
             self.qkv, self.gate_up = _fused(model, weights)
+        weight = model.lm_head.weight
+        self.kernel = cpu_kernels.supports(self.head_dim, weight.dtype, weight.device) if kernel is None else kernel
 
     # --------------------------------------------------------------- public steps
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
@@ -121,6 +128,7 @@ class LeanDecoder:
                                   self.head_dim), dtype=dtype, device=device)
         self.n, self.length, self.dense = repeat, 0, True
         self.slots = torch.arange(prompts * repeat, device=device)
+        self.row_prompt = self.slots // repeat
         # New token q sees the past and the new tokens up to itself: columns <= past_width + q.
         causal = torch.ones(width, full, dtype=torch.bool, device=device).tril(past_width)
         allowed = causal[None] & valid[:, None, :]
@@ -155,7 +163,8 @@ class LeanDecoder:
             slots = torch.searchsorted(prompts, slots // self.n) * self.n + slots % self.n
         self.slots = slots
         self.dense = len(slots) == self.prefix.shape[2] * self.n
-        self.row_bias = self.prefix_bias.index_select(0, slots // self.n)
+        self.row_prompt = slots // self.n
+        self.row_bias = self.prefix_bias.index_select(0, self.row_prompt)
 
     def prompt_kv(self, prompt: int, count: int) -> torch.Tensor:
         """A copy of the keys/values of prompt ``prompt``'s last ``count`` tokens, [layers, 2,
@@ -169,7 +178,7 @@ class LeanDecoder:
         return self.cache[:, :, row, :, :count].clone()
 
     def release(self) -> None:
-        self.cache = self.prefix = self.prefix_bias = self.row_bias = self.slots = None
+        self.cache = self.prefix = self.prefix_bias = self.row_bias = self.slots = self.row_prompt = None
         self.length = 0
 
     # --------------------------------------------------------------- the forward
@@ -181,7 +190,8 @@ class LeanDecoder:
         """``hidden`` [batch, seq, dim]: the prompts (``prefill_bias`` [prompts, seq, seq]) or one
         new token per row (``prefill_bias`` None)."""
         cos, sin = self.model.model.rotary_emb(hidden, positions)  # [batch, seq, head_dim]
-        cos, sin = cos[:, :, None], sin[:, :, None]
+        half = sin.shape[-1] // 2
+        cos, sin = cos[:, :, None], torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)[:, :, None]
         size = (hidden.shape[-1],)
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(hidden, size, layer.input_layernorm.weight, self.eps)
@@ -202,7 +212,8 @@ class LeanDecoder:
 
     def _qkv(self, i: int, attn: Any, h: torch.Tensor, cos: torch.Tensor,
              sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """q [batch, seq, heads, head_dim], k and v [batch, seq, kv_heads, head_dim], rotated."""
+        """q [batch, seq, heads, head_dim], k and v [batch, seq, kv_heads, head_dim], rotated
+        (``sin`` signed as ``_rope`` takes it)."""
         batch, seq, _ = h.shape
         if self.qkv is None:
             q = _rope(_apply(attn.q_proj, h).view(batch, seq, self.heads, self.head_dim), cos, sin)
@@ -238,6 +249,11 @@ class LeanDecoder:
         prompts, width = self.prefix.shape[2], self.prefix.shape[4]
         self.cache[i, 0, :, :, self.length] = k[:, 0]
         self.cache[i, 1, :, :, self.length] = v[:, 0]
+        if self.kernel:
+            assert self.row_prompt is not None
+            return cpu_kernels.decode_attention(q.view(rows, kv, group, dim), self.prefix[i, 0], self.prefix[i, 1],
+                                               self.prefix_bias, self.cache[i, 0], self.cache[i, 1], self.length + 1,
+                                               self.row_prompt, self.scale).view(rows, 1, self.heads * dim)
         q = q.reshape(rows, kv, group, dim) * self.scale  # query heads of KV head j: j * group ...
         own = torch.matmul(q, self.cache[i, 0, :, :, : self.length + 1].transpose(-1, -2))  # [rows, kv, group, new]
         # Prompt keys: each prompt's rows meet its keys in one batched product.
@@ -330,7 +346,13 @@ def _fuse(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
                               for m in linears])
 
 
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding, ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) = (-x2, x1)``;
+    ``signed_sin`` is (-sin1, sin2), so each half is one fused multiply-add. The result is
+    row-major whatever the layout of ``x`` (a transposed view out of ``linear``): the attention
+    that follows reads each row's heads in one piece."""
     half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
+    out = torch.mul(x, cos, out=torch.empty(x.shape, dtype=x.dtype, device=x.device))
+    out[..., :half].addcmul_(x[..., half:], signed_sin[..., :half])
+    out[..., half:].addcmul_(x[..., :half], signed_sin[..., half:])
+    return out

@@ -1,0 +1,223 @@
+/* The two per-step pieces of CPU decoding that torch runs as many small ops, fp32:
+ *
+ * decode_attention: every batch row's new query heads against its prompt's keys (kept once per
+ *   prompt) and its own generated keys, softmax, weighted values. torch runs this as batched
+ *   matmuls of [group x head_dim] by [head_dim x keys], one per (row, KV head); MKL's per-matrix
+ *   cost there is several times the arithmetic, and the glue between the matmuls (concatenation,
+ *   softmax, scatter to prompt slots) adds as much again. Here each (row, KV head) is one pass
+ *   over its keys and values.
+ * sample_rows: a token per row from softmax(logits / T) by inverse CDF, and its untempered
+ *   log-probability: two exponentials per logit and two short scans, where torch makes ten
+ *   passes over the [rows, vocab] logits (softmax, cumsum, logsumexp, ...).
+ *
+ * Built and loaded by genius/engines/cpu_kernels.py; portable C with GCC/Clang vector extensions
+ * (no intrinsics).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef float vf __attribute__((vector_size(32), aligned(4)));  /* 8 floats, any alignment */
+
+static inline float hsum(vf a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
+
+/* x = exp(x) in place; exactly 0 below -87 (so -inf, i.e. a masked key, gives 0). Cephes' expf
+ * polynomial (relative error ~1e-7), written without calls or branches so that it vectorises. */
+static void exp_inplace(float *x, int64_t n) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        float keep = v < -87.0f ? 0.0f : 1.0f;
+        v = v < -87.0f ? -87.0f : v;
+        float k = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(v / ln 2) */
+        float r = v - k * 0.693359375f + k * 2.12194440e-4f;               /* v - k ln 2 */
+        float p = 1.9875691500E-4f;
+        p = p * r + 1.3981999507E-3f;
+        p = p * r + 8.3334519073E-3f;
+        p = p * r + 4.1665795894E-2f;
+        p = p * r + 1.6666665459E-1f;
+        p = p * r + 5.0000001201E-1f;
+        p = p * r * r + r + 1.0f;
+        union { float f; int32_t i; } two_k;
+        two_k.i = ((int32_t)k + 127) << 23;
+        x[i] = p * two_k.f * keep;
+    }
+}
+
+/* s[g * stride + t] = scale * (q_g . K_t) for t < count; two keys per pass over the queries. */
+static inline __attribute__((always_inline)) void scores(const float *q, const float *K, int64_t count,
+                                                           int64_t group, const int nv, float scale,
+                                                           float *s, int64_t stride) {
+    int64_t t = 0;
+    for (; t + 1 < count; t += 2) {
+        const vf *k0 = (const vf *)(K + t * nv * 8), *k1 = k0 + nv;
+        for (int64_t g = 0; g < group; g++) {
+            const vf *qg = (const vf *)(q + g * nv * 8);
+            vf a0 = qg[0] * k0[0], a1 = qg[0] * k1[0];
+            for (int j = 1; j < nv; j++) {
+                a0 += qg[j] * k0[j];
+                a1 += qg[j] * k1[j];
+            }
+            s[g * stride + t] = hsum(a0) * scale;
+            s[g * stride + t + 1] = hsum(a1) * scale;
+        }
+    }
+    for (; t < count; t++) {
+        const vf *k0 = (const vf *)(K + t * nv * 8);
+        for (int64_t g = 0; g < group; g++) {
+            const vf *qg = (const vf *)(q + g * nv * 8);
+            vf a0 = qg[0] * k0[0];
+            for (int j = 1; j < nv; j++) a0 += qg[j] * k0[j];
+            s[g * stride + t] = hsum(a0) * scale;
+        }
+    }
+}
+
+/* o += sum_t w[t] V_t (zero weights, i.e. masked keys, skipped). */
+static inline __attribute__((always_inline)) void add_weighted(vf *o, const float *w, const float *V, int64_t count,
+                                                                 const int nv) {
+    for (int64_t t = 0; t < count; t++) {
+        float wt = w[t];
+        if (wt == 0.0f) continue;
+        const vf *v = (const vf *)(V + t * nv * 8);
+        for (int j = 0; j < nv; j++) o[j] += wt * v[j];
+    }
+}
+
+/* One (row, KV head): ``group`` query heads against ``width`` prompt keys (``bias``: 0 or -inf
+ * per key) then ``length`` own keys. ``s``: scratch of group * (width + length) floats. */
+static inline __attribute__((always_inline)) void attend(const float *q, const float *K, const float *V,
+                                                           const float *bias, const float *CK, const float *CV,
+                                                           float *out, float *s, int64_t group, const int nv,
+                                                           int64_t width, int64_t length, float scale) {
+    int64_t total = width + length;
+    scores(q, K, width, group, nv, scale, s, total);
+    scores(q, CK, length, group, nv, scale, s + width, total);
+    for (int64_t g = 0; g < group; g++) {
+        float *sg = s + g * total;
+        for (int64_t t = 0; t < width; t++) sg[t] += bias[t];
+        float m = sg[width];  /* an own key: never masked */
+        for (int64_t t = 0; t < total; t++) m = sg[t] > m ? sg[t] : m;
+#pragma omp simd
+        for (int64_t t = 0; t < total; t++) sg[t] -= m;
+        exp_inplace(sg, total);
+        float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+        for (int64_t t = 0; t < total; t++) sum += sg[t];
+        vf o[32] = {0};
+        add_weighted(o, sg, V, width, nv);
+        add_weighted(o, sg + width, CV, length, nv);
+        float inv = 1.0f / sum;
+        vf *og = (vf *)(out + g * nv * 8);
+        for (int j = 0; j < nv; j++) og[j] = o[j] * inv;
+    }
+}
+
+/* q: row r's query heads at q + r * q_row_stride, [kv * group, dim] contiguous.
+ * pk, pv: [prompts, kv, width, dim]; pbias: [prompts, width]; ck, cv: [rows, kv, cap, dim], of
+ * which the first ``length`` keys are filled; row_prompt: [rows] prompt of each row;
+ * out: [rows, kv * group, dim]. Returns 1 (nothing done) for a head_dim it does not handle, 2 when
+ * out of memory. */
+int decode_attention(const float *q, int64_t q_row_stride, const float *pk, const float *pv, const float *pbias,
+                     const float *ck, const float *cv, const int64_t *row_prompt, float *out, int64_t rows,
+                     int64_t kv, int64_t group, int64_t dim, int64_t width, int64_t cap, int64_t length,
+                     float scale) {
+    if (dim % 8 != 0 || dim > 256 || length < 1) return 1;
+    const int nv = (int)(dim / 8);
+    int64_t total = width + length;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *s = (float *)malloc(sizeof(float) * group * total);
+        if (!s) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t task = 0; task < rows * kv; task++) {
+            if (!s) continue;
+            int64_t r = task / kv, h = task % kv, p = row_prompt[r];
+            const float *qh = q + r * q_row_stride + h * group * dim;
+            const float *K = pk + (p * kv + h) * width * dim, *V = pv + (p * kv + h) * width * dim;
+            const float *CK = ck + task * cap * dim, *CV = cv + task * cap * dim;
+            float *o = out + task * group * dim;
+            /* Constant vector counts for the common head sizes let the compiler unroll. */
+            if (nv == 8)
+                attend(qh, K, V, pbias + p * width, CK, CV, o, s, group, 8, width, length, scale);
+            else if (nv == 16)
+                attend(qh, K, V, pbias + p * width, CK, CV, o, s, group, 16, width, length, scale);
+            else
+                attend(qh, K, V, pbias + p * width, CK, CV, o, s, group, nv, width, length, scale);
+        }
+        free(s);
+    }
+    return failed ? 2 : 0;
+}
+
+#define SAMPLE_BLOCK 512
+
+/* Row r: the first token t whose cumulative weight exceeds u[r] times the total weight, with
+ * weights exp((logit - max) / T) (i.e. softmax(logits / T) unnormalised), summed in double;
+ * logprobs[r] = log softmax(logits)[t] (before temperature). ``logits`` rows at row_stride.
+ * Returns 2 when out of memory, 3 when a row has no finite weight (NaN logits). */
+int sample_rows(const float *logits, int64_t row_stride, int64_t rows, int64_t vocab, float inv_temperature,
+                const double *u, int64_t *tokens, double *logprobs) {
+    int64_t blocks = (vocab + SAMPLE_BLOCK - 1) / SAMPLE_BLOCK;
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *w = (float *)malloc(sizeof(float) * (vocab + SAMPLE_BLOCK));
+        float *e = (float *)malloc(sizeof(float) * SAMPLE_BLOCK);
+        double *block_sum = (double *)malloc(sizeof(double) * blocks);
+        if (!w || !e || !block_sum) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            if (!w || !e || !block_sum) continue;
+            const float *l = logits + r * row_stride;
+            float m = l[0];
+#pragma omp simd reduction(max:m)
+            for (int64_t t = 0; t < vocab; t++) m = l[t] > m ? l[t] : m;
+            double total = 0.0, untempered = 0.0;
+            for (int64_t b = 0; b < blocks; b++) {
+                int64_t lo = b * SAMPLE_BLOCK, n = vocab - lo < SAMPLE_BLOCK ? vocab - lo : SAMPLE_BLOCK;
+                float *wb = w + lo;
+#pragma omp simd
+                for (int64_t i = 0; i < n; i++) { e[i] = l[lo + i] - m; wb[i] = e[i] * inv_temperature; }
+                exp_inplace(wb, n);
+                exp_inplace(e, n);
+                float sw = 0.0f, se = 0.0f;
+#pragma omp simd reduction(+:sw, se)
+                for (int64_t i = 0; i < n; i++) { sw += wb[i]; se += e[i]; }
+                block_sum[b] = sw;
+                total += sw;
+                untempered += se;
+            }
+            double target = u[r] * total, cum = 0.0;
+            int64_t b = 0;
+            while (b < blocks - 1 && cum + block_sum[b] <= target) cum += block_sum[b++];
+            while (b > 0 && block_sum[b] == 0.0) b--;  /* rounding past the last weighted block */
+            int64_t lo = b * SAMPLE_BLOCK, hi = lo + SAMPLE_BLOCK < vocab ? lo + SAMPLE_BLOCK : vocab;
+            int64_t token = -1;
+            for (int64_t t = lo; t < hi; t++) {
+                if (w[t] == 0.0f) continue;
+                token = t;  /* the last weighted token, should rounding leave cum <= target */
+                cum += w[t];
+                if (cum > target) break;
+            }
+            if (token < 0) {  /* no finite weight at all: NaN or -inf logits */
+#pragma omp atomic write
+                failed = 3;
+                token = 0;
+            }
+            tokens[r] = token;
+            logprobs[r] = (double)(l[token] - m) - log(untempered);
+        }
+        free(w);
+        free(e);
+        free(block_sum);
+    }
+    return failed ? 2 : 0;
+}

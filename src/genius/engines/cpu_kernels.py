@@ -1,0 +1,155 @@
+"""CPU kernels for decoding (``cpu_kernels.c``): built once per machine, loaded with ctypes.
+
+``decode_attention``: ``lean.LeanDecoder`` calls it for fp32 models on CPU; a decode step's
+attention runs 2-3x faster than the same math as torch matmuls. ``sample``: the engine's sampler
+(no top-p) draws each row's token and its log-probability in one pass over the logits instead of
+torch's ten. The C file says why each is written by hand. Built the
+first time it is needed with the system C compiler (``$CC``, else ``cc``): ``-O3 -march=native
+-fopenmp -shared``, about a second, into ``<genius cache>/kernels/`` under a name that hashes the
+source, the compiler, the flags and this CPU, so a changed source or another machine builds anew.
+The build goes to a temporary file renamed into place (concurrent processes cannot load a half
+written library). Without a working compiler with OpenMP the decoder keeps its torch attention
+and one line on stderr says so; ``GENIUS_CPU_KERNEL=0`` turns the kernel off.
+
+The library shares the process's OpenMP runtime with torch (same ``libgomp.so.1``), so it uses
+``torch.get_num_threads()`` threads.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genius.models import cache_root
+
+SOURCE = Path(__file__).with_name("cpu_kernels.c")
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+
+
+def available() -> bool:
+    return _library() is not None
+
+
+def decode_attention(q: torch.Tensor, prefix_k: torch.Tensor, prefix_v: torch.Tensor, prefix_bias: torch.Tensor,
+                     cache_k: torch.Tensor, cache_v: torch.Tensor, length: int, row_prompt: torch.Tensor,
+                     scale: float) -> torch.Tensor:
+    """Attention of one new token per row: ``q`` [rows, kv_heads, group, head_dim] (a row's heads
+    contiguous, rows at any stride) against its prompt's keys ``prefix_k``/``prefix_v`` [prompts,
+    kv_heads, width, head_dim] (``prefix_bias`` [prompts, width]: 0, or -inf for padding) and its
+    own first ``length`` keys in ``cache_k``/``cache_v`` [rows, kv_heads, capacity, head_dim].
+    ``row_prompt`` [rows] (int64): the prompt of each row. Returns [rows, kv_heads * group * head_dim].
+    All fp32 on CPU; the prefix and cache tensors contiguous (checked)."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError("the CPU attention kernel is not available")
+    rows, kv, group, dim = q.shape
+    contiguous = (prefix_k, prefix_v, prefix_bias, cache_k, cache_v, row_prompt)
+    if q.stride()[1:] != (group * dim, dim, 1) or not all(t.is_contiguous() for t in contiguous):
+        raise ValueError("decode_attention needs contiguous heads, prefix and cache tensors")
+    if q.dtype != torch.float32 or row_prompt.dtype != torch.int64:
+        raise ValueError("decode_attention takes fp32 tensors and int64 row_prompt")
+    out = q.new_empty((rows, kv * group * dim))
+    status = lib.decode_attention(
+        q.data_ptr(), q.stride(0), prefix_k.data_ptr(), prefix_v.data_ptr(), prefix_bias.data_ptr(),
+        cache_k.data_ptr(), cache_v.data_ptr(), row_prompt.data_ptr(), out.data_ptr(),
+        rows, kv, group, dim, prefix_k.shape[2], cache_k.shape[2], length, scale)
+    if status == 1:
+        raise ValueError(f"decode_attention handles head_dim multiple of 8 up to 256, not {dim}")
+    if status == 2:
+        raise MemoryError("decode_attention: out of memory for its score buffer")
+    return out
+
+
+def sample(logits: torch.Tensor, temperature: float, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of fp32 ``logits`` [rows, vocab] (CPU, last dim contiguous): the first token whose
+    cumulative probability under softmax(logits / temperature) exceeds ``uniform[row]`` (float64, in
+    [0, 1)) times the row's total, and that token's log softmax(logits) (before temperature).
+    Returns (tokens int64 [rows], log-probs float64 [rows])."""
+    lib = _library()
+    if lib is None:
+        raise RuntimeError("the CPU kernels are not available")
+    if logits.dtype != torch.float32 or logits.dim() != 2 or logits.stride(1) != 1 or temperature <= 0:
+        raise ValueError("sample takes fp32 [rows, vocab] logits with contiguous rows and a temperature > 0")
+    rows, vocab = logits.shape
+    uniform = uniform.to(torch.float64).contiguous()
+    tokens = torch.empty(rows, dtype=torch.int64)
+    logprobs = torch.empty(rows, dtype=torch.float64)
+    status = lib.sample_rows(logits.data_ptr(), logits.stride(0), rows, vocab, 1.0 / temperature,
+                             uniform.data_ptr(), tokens.data_ptr(), logprobs.data_ptr())
+    if status == 2:
+        raise MemoryError("sample: out of memory")
+    if status == 3:
+        raise ValueError("sample: a row of logits has no finite value (NaN)")
+    return tokens, logprobs
+
+
+def supports(head_dim: int, dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether the kernel can run attention of this shape (and was built on this machine)."""
+    return device.type == "cpu" and dtype == torch.float32 and head_dim % 8 == 0 and head_dim <= 256 and available()
+
+
+@functools.lru_cache(maxsize=1)
+def _library() -> Any:
+    if os.environ.get("GENIUS_CPU_KERNEL", "1") == "0":
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build()))
+    except (OSError, subprocess.SubprocessError, RuntimeError) as e:
+        print(f"genius: CPU kernels unavailable ({e}); decoding with torch ops (slower)",
+              file=sys.stderr)
+        return None
+    lib.decode_attention.restype = ctypes.c_int
+    lib.decode_attention.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 7
+                                     + [ctypes.c_int64] * 7 + [ctypes.c_float])
+    lib.sample_rows.restype = ctypes.c_int
+    lib.sample_rows.argtypes = ([ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_float]
+                                + [ctypes.c_void_p] * 3)
+    return lib
+
+
+def _build() -> Path:
+    """The built library for this source, compiler and CPU: built now if not yet in the cache."""
+    compiler = shutil.which(os.environ.get("CC") or "cc")
+    if compiler is None:
+        raise RuntimeError("no C compiler found (set CC)")
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, *FLAGS, platform.machine(),
+                                    _cpu_flags()]).encode()).hexdigest()[:16]
+    folder = cache_root() / "kernels"
+    target = folder / f"cpu_kernels-{key}.so"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".so.tmp")
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"{Path(compiler).name} failed: {done.stderr.strip().splitlines()[-1:]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _cpu_flags() -> str:
+    """What -march=native compiles for: the CPU's feature flags (Linux), else the processor name."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
