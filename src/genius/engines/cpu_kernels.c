@@ -21,26 +21,39 @@ typedef float vf __attribute__((vector_size(32), aligned(4)));  /* 8 floats, any
 
 static inline float hsum(vf a) { return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])); }
 
-/* x = exp(x) in place; exactly 0 below -87 (so -inf, i.e. a masked key, gives 0). Cephes' expf
- * polynomial (relative error ~1e-7), written without calls or branches so that it vectorises. */
+typedef int32_t vi __attribute__((vector_size(32), aligned(4)));
+#define BCAST(x) ((vf){x, x, x, x, x, x, x, x})
+
+/* exp of 8 floats; exactly 0 below -80 and for -inf or NaN (a masked key or token). Cephes'
+ * expf polynomial (relative error ~1e-7) on vector types, so no libm call and no branch; the
+ * clamp keeps every intermediate a normal float (denormals cost ~100x on x86). */
+static inline vf exp8(vf v) {
+    vi keep = v >= BCAST(-80.0f);
+    v = (vf)(((vi)v & keep) | ((vi)BCAST(-80.0f) & ~keep));
+    vf t = v * BCAST(1.44269504088896341f) + BCAST(12582912.0f);  /* 1.5 * 2^23 + round(v / ln 2) */
+    vf k = t - BCAST(12582912.0f);
+    vf r = v - k * BCAST(0.693359375f) + k * BCAST(2.12194440e-4f);  /* v - k ln 2 */
+    vf p = BCAST(1.9875691500E-4f);
+    p = p * r + BCAST(1.3981999507E-3f);
+    p = p * r + BCAST(8.3334519073E-3f);
+    p = p * r + BCAST(4.1665795894E-2f);
+    p = p * r + BCAST(1.6666665459E-1f);
+    p = p * r + BCAST(5.0000001201E-1f);
+    p = p * r * r + r + BCAST(1.0f);
+    vi two_k = ((vi)t - (vi)BCAST(12582912.0f) + 127) << 23;  /* 2^k from the rounded bits */
+    return (vf)((vi)(p * (vf)two_k) & keep);
+}
+
+/* x = exp(x) in place. */
 static void exp_inplace(float *x, int64_t n) {
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        float keep = v < -87.0f ? 0.0f : 1.0f;
-        v = v < -87.0f ? -87.0f : v;
-        float k = (v * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(v / ln 2) */
-        float r = v - k * 0.693359375f + k * 2.12194440e-4f;               /* v - k ln 2 */
-        float p = 1.9875691500E-4f;
-        p = p * r + 1.3981999507E-3f;
-        p = p * r + 8.3334519073E-3f;
-        p = p * r + 4.1665795894E-2f;
-        p = p * r + 1.6666665459E-1f;
-        p = p * r + 5.0000001201E-1f;
-        p = p * r * r + r + 1.0f;
-        union { float f; int32_t i; } two_k;
-        two_k.i = ((int32_t)k + 127) << 23;
-        x[i] = p * two_k.f * keep;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) *(vf *)(x + i) = exp8(*(vf *)(x + i));
+    int rest = (int)(n - i);  /* 0..7 */
+    if (rest > 0) {
+        vf tail = BCAST(-INFINITY);
+        for (int j = 0; j < rest && j < 8; j++) tail[j] = x[i + j];
+        tail = exp8(tail);
+        for (int j = 0; j < rest && j < 8; j++) x[i + j] = tail[j];
     }
 }
 
