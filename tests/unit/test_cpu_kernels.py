@@ -68,6 +68,45 @@ def test_decode_attention_rejects_what_it_cannot_read() -> None:
                                      torch.zeros(2, dtype=torch.int64), 1.0)
 
 
+@pytest.mark.parametrize("rows", [5, 16, 21])  # 16 and 21: transposed input read 8 rows at a time, 21 with a rest
+@pytest.mark.parametrize("transposed", [False, True])
+def test_glue_kernels_equal_their_torch_formulas(rows: int, transposed: bool) -> None:
+    """rope_qk, add_rms_norm and silu_mul on row-major and transposed inputs (what lean.linear
+    returns at >= 16 rows) against the formulas of the Llama forward."""
+    from genius.engines.lean import _rope
+
+    gen = torch.Generator().manual_seed(rows)
+    heads, kv, dim, cap, pos, hidden_size, inter = 4, 2, 16, 6, 3, 40, 24
+
+    def matrix(r: int, c: int) -> torch.Tensor:
+        return torch.randn(c, r, generator=gen).t() if transposed else torch.randn(r, c, generator=gen)
+
+    qkv = matrix(rows, (heads + 2 * kv) * dim)
+    cos, sin = torch.randn(rows, dim, generator=gen), torch.randn(rows, dim, generator=gen)
+    signed_sin = torch.cat((-sin[:, : dim // 2], sin[:, dim // 2:]), -1)
+    ck, cv = torch.zeros(rows, kv, cap, dim), torch.zeros(rows, kv, cap, dim)
+    q = cpu_kernels.rope_qk(qkv, cos, signed_sin, heads, kv, ck, cv, pos)
+    x = qkv.reshape(rows, heads + 2 * kv, dim)
+    rotated = _rope(x[:, : heads + kv], cos[:, None], signed_sin[:, None])
+    torch.testing.assert_close(q, rotated[:, :heads])
+    torch.testing.assert_close(ck[:, :, pos], rotated[:, heads:])
+    torch.testing.assert_close(cv[:, :, pos], x[:, heads + kv:])
+    assert ck[:, :, :pos].abs().sum() == 0 and cv[:, :, pos + 1:].abs().sum() == 0  # only position pos written
+
+    hidden, delta, weight = torch.randn(rows, hidden_size, generator=gen), matrix(rows, hidden_size), torch.randn(hidden_size, generator=gen)
+    want_hidden = hidden + delta
+    want = torch.nn.functional.rms_norm(want_hidden, (hidden_size,), weight, 1e-5)
+    got = cpu_kernels.add_rms_norm(hidden, delta, weight, 1e-5)
+    torch.testing.assert_close(hidden, want_hidden)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(cpu_kernels.add_rms_norm(hidden, None, weight, 1e-5), want)
+
+    gate_up = matrix(rows, 2 * inter) * 4
+    act = cpu_kernels.silu_mul(gate_up)
+    torch.testing.assert_close(act, torch.nn.functional.silu(gate_up[:, :inter]) * gate_up[:, inter:])
+    assert (act.stride(0) == 1) == (transposed and rows > 1)
+
+
 @pytest.mark.parametrize("hidden,heads,kv_heads", [(64, 4, 2), (192, 3, 1)])  # head_dim 16; 64 with group 3
 def test_lean_decoder_with_and_without_kernel(hidden: int, heads: int, kv_heads: int) -> None:
     """24 rows (3 prompts x n = 8: enough rows for the transposed matmul layout), then rows

@@ -34,7 +34,7 @@ import torch
 from genius.models import cache_root
 
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC")
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC")
 
 
 def available() -> bool:
@@ -94,6 +94,61 @@ def sample(logits: torch.Tensor, temperature: float, uniform: torch.Tensor) -> t
     return tokens, logprobs
 
 
+def rope_qk(qkv: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, heads: int, kv_heads: int,
+            cache_k: torch.Tensor, cache_v: torch.Tensor, position: int) -> torch.Tensor:
+    """From the fused projection ``qkv`` [rows, (heads + 2 kv_heads) * head_dim] (any 2-D
+    strides): the rotated queries [rows, heads, head_dim]; the rotated keys and the values are
+    written into ``cache_k``/``cache_v`` [rows, kv_heads, capacity, head_dim] at ``position``.
+    ``cos``/``signed_sin`` [rows, head_dim]: signed_sin = (-sin1, sin2) over the two halves."""
+    rows, dim = cos.shape
+    _check(qkv, cos, signed_sin, cache_k, cache_v, contiguous=(cos, signed_sin, cache_k, cache_v))
+    if qkv.shape != (rows, (heads + 2 * kv_heads) * dim) or not 0 <= position < cache_k.shape[2] or dim > 256:
+        raise ValueError("rope_qk: qkv, cos or the cache position do not fit")
+    q = qkv.new_empty((rows, heads, dim))
+    _library().rope_qk(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), cos.data_ptr(), signed_sin.data_ptr(), rows,
+                       heads, kv_heads, dim, q.data_ptr(), cache_k.data_ptr(), cache_v.data_ptr(), cache_k.shape[2],
+                       position)
+    return q
+
+
+def add_rms_norm(hidden: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """``hidden`` [rows, dim] (contiguous) += ``delta`` (any 2-D strides; None: nothing added), in
+    place; returns the Llama RMSNorm of the result, ``hidden * rsqrt(mean(hidden^2) + eps) * weight``."""
+    _check(hidden, weight, *(() if delta is None else (delta,)), contiguous=(hidden, weight))
+    rows, dim = hidden.shape
+    if delta is not None and delta.shape != hidden.shape:
+        raise ValueError("add_rms_norm: delta and hidden differ in shape")
+    out = torch.empty_like(hidden)
+    _library().add_rms_norm(hidden.data_ptr(), None if delta is None else delta.data_ptr(),
+                            0 if delta is None else delta.stride(0), 0 if delta is None else delta.stride(1),
+                            weight.data_ptr(), out.data_ptr(), rows, dim, eps)
+    return out
+
+
+def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
+    """``silu(gate) * up`` of ``gate_up`` [rows, 2 * inter] (gate then up), in gate_up's layout
+    (row-major, or transposed as ``lean.linear`` returns it): [rows, inter]."""
+    _check(gate_up)
+    rows, inter = gate_up.shape[0], gate_up.shape[1] // 2
+    if gate_up.stride(0) == 1 and rows > 1:
+        out = torch.empty_strided((rows, inter), (1, rows), dtype=gate_up.dtype)
+    else:
+        gate_up = gate_up if gate_up.stride(1) == 1 else gate_up.contiguous()
+        out = gate_up.new_empty((rows, inter))
+    _library().silu_mul(gate_up.data_ptr(), gate_up.stride(0), gate_up.stride(1), rows, inter, out.data_ptr(),
+                        out.stride(0), out.stride(1))
+    return out
+
+
+def _check(*tensors: torch.Tensor, contiguous: tuple[torch.Tensor, ...] = ()) -> None:
+    if _library() is None:
+        raise RuntimeError("the CPU kernels are not available")
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
+        raise ValueError("the CPU kernels take fp32 CPU tensors")
+    if not all(t.is_contiguous() for t in contiguous):
+        raise ValueError("the CPU kernels need contiguous hidden states, weights and caches")
+
+
 def supports(head_dim: int, dtype: torch.dtype, device: torch.device) -> bool:
     """Whether the kernel can run attention of this shape (and was built on this machine)."""
     return device.type == "cpu" and dtype == torch.float32 and head_dim % 8 == 0 and head_dim <= 256 and available()
@@ -112,6 +167,12 @@ def _library() -> Any:
     lib.decode_attention.restype = ctypes.c_int
     lib.decode_attention.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 7
                                      + [ctypes.c_int64] * 7 + [ctypes.c_float])
+    lib.rope_qk.restype = lib.add_rms_norm.restype = lib.silu_mul.restype = None
+    lib.rope_qk.argtypes = ([ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 2
+                            + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2)
+    lib.add_rms_norm.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2
+                                 + [ctypes.c_int64] * 2 + [ctypes.c_float])
+    lib.silu_mul.argtypes = ([ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p] + [ctypes.c_int64] * 2)
     lib.sample_rows.restype = ctypes.c_int
     lib.sample_rows.argtypes = ([ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_float]
                                 + [ctypes.c_void_p] * 3)
@@ -134,7 +195,8 @@ def _build() -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".so.tmp")
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300)
+        done = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
+                              timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"{Path(compiler).name} failed: {done.stderr.strip().splitlines()[-1:]}")
         os.replace(tmp, target)

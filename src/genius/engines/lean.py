@@ -145,9 +145,13 @@ class LeanDecoder:
         assert self.cache is not None
         if self.length >= self.cache.shape[4]:
             raise RuntimeError("KV cache full: total_length was too small")
-        hidden = self._forward(self.model.model.embed_tokens(tokens[:, None]), positions[:, None], None)
+        if self.kernel and self.qkv is not None and self.gate_up is not None:
+            logits = self._kernel_step(tokens, positions)
+        else:
+            logits = self._logits(self._forward(self.model.model.embed_tokens(tokens[:, None]), positions[:, None],
+                                                None)[:, -1])
         self.length += 1
-        return self._logits(hidden[:, -1])
+        return logits
 
     def select(self, rows: torch.Tensor) -> None:
         """Keep only these batch rows (finished sequences stop costing decode work), and only the
@@ -182,6 +186,33 @@ class LeanDecoder:
         self.length = 0
 
     # --------------------------------------------------------------- the forward
+    def _kernel_step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``step``'s forward with everything between the matmuls in ``cpu_kernels``: the same
+        math as ``_forward`` (rotary, attention, residual adds, RMSNorms, SiLU gate) in 5 calls
+        per layer instead of ~25 torch ops."""
+        assert self.cache is not None and self.prefix is not None and self.row_prompt is not None
+        assert self.qkv is not None and self.gate_up is not None
+        rows, dim = len(tokens), self.head_dim
+        hidden = self.model.model.embed_tokens(tokens)  # [rows, hidden], the residual stream
+        cos, sin = self.model.model.rotary_emb(hidden, positions[:, None])
+        cos, sin = cos[:, 0].contiguous(), sin[:, 0]
+        signed_sin = torch.cat((-sin[:, : dim // 2], sin[:, dim // 2:]), dim=-1)
+        h = cpu_kernels.add_rms_norm(hidden, None, self.layers[0].input_layernorm.weight, self.eps)
+        for i, layer in enumerate(self.layers):
+            qkv = linear(h, *self.qkv[i])
+            q = cpu_kernels.rope_qk(qkv, cos, signed_sin, self.heads, self.kv_heads, self.cache[i, 0],
+                                    self.cache[i, 1], self.length)
+            out = cpu_kernels.decode_attention(q.view(rows, self.kv_heads, self.group, dim), self.prefix[i, 0],
+                                               self.prefix[i, 1], self.prefix_bias, self.cache[i, 0],
+                                               self.cache[i, 1], self.length + 1, self.row_prompt, self.scale)
+            h = cpu_kernels.add_rms_norm(hidden, _apply(layer.self_attn.o_proj, out),
+                                         layer.post_attention_layernorm.weight, self.eps)
+            act = cpu_kernels.silu_mul(linear(h, *self.gate_up[i]))
+            after = self.layers[i + 1].input_layernorm if i + 1 < len(self.layers) else self.model.model.norm
+            h = cpu_kernels.add_rms_norm(hidden, _apply(layer.mlp.down_proj, act), after.weight, self.eps)
+        head = self.model.lm_head
+        return linear(h, head.weight, head.bias).float()
+
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
         head = self.model.lm_head
         return linear(self.model.model.norm(hidden), head.weight, head.bias).float()
