@@ -7,7 +7,8 @@ step. Llama-family models (Llama, Mistral without sliding window, Qwen2) decode 
 other architectures run ``model.forward`` with a ``DynamicCache``. Either way the n samples of
 a prompt share one prefill, and rows are left-padded. On the lean path a prompt that extends a
 sequence of an earlier call (the foresight search's rollouts and next steps all do) reuses its
-stored keys/values and runs only its new tokens (``genius.engines.prefix_cache``).
+stored keys/values and runs only its new tokens (``genius.engines.prefix_cache``). On CPU the
+sampler and the fp32 decode step's non-matmul work run in C (``genius.engines.cpu_kernels``).
 """
 
 from __future__ import annotations

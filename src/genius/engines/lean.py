@@ -8,7 +8,10 @@ Here the KV caches are allocated once at their final length and written in place
 grouped per KV head so keys and values are read where they lie; the n samples of a prompt
 read its keys once per step instead of n times (``LeanDecoder``). What is left is matmuls, so
 q/k/v and gate/up are each fused into one matmul when the copy is small (``FUSE_MAX_BYTES``)
-and every projection goes through ``linear``, which picks the faster CPU GEMM form.
+and every projection goes through ``linear``, which picks the faster CPU GEMM form. On CPU with
+fp32 weights a decode step runs everything between its matmuls (rotary embedding, attention,
+residual adds, RMSNorms, SiLU gate) in ``cpu_kernels`` (C, built on first use; the torch code
+here is the fallback and the reference the tests compare it with).
 
 Only the architectures whose forward is exactly this one are accepted (``supports``); the
 engine falls back to ``model.forward`` with a ``DynamicCache`` for everything else.
