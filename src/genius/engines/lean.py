@@ -75,7 +75,8 @@ class LeanDecoder:
 
     def __init__(self, model: Any, fuse: bool | None = None, kernel: bool | None = None):
         """``fuse``: fused q/k/v and gate/up weights (default: when the copies are small enough);
-        ``kernel``: decode attention through ``cpu_kernels`` (default: where it runs: fp32 on CPU)."""
+        ``kernel``: a decode step's attention and glue through ``cpu_kernels`` (default: where they
+        run: fp32 on CPU, head_dim a multiple of 8 up to 256, the kernels built)."""
         config = model.config
         self.model = model
         self.layers = list(model.model.layers[: config.num_hidden_layers])
