@@ -62,10 +62,19 @@ def test_decode_attention_rejects_what_it_cannot_read() -> None:
     with pytest.raises(ValueError, match="head_dim"):
         cpu_kernels.decode_attention(q, k, k, torch.zeros(1, 3), torch.zeros(2, 1, 4, 12), torch.zeros(2, 1, 4, 12),
                                      1, torch.zeros(2, dtype=torch.int64), 1.0)
+    k16 = torch.zeros(1, 1, 3, 16)
+    cache = torch.zeros(2, 1, 4, 16)
+    rows = torch.zeros(2, dtype=torch.int64)
     with pytest.raises(ValueError, match="contiguous"):
-        cpu_kernels.decode_attention(torch.zeros(2, 1, 1, 16), k[..., :16], k, torch.zeros(1, 3),
-                                     torch.zeros(2, 1, 4, 16).transpose(2, 3), torch.zeros(2, 1, 4, 16), 1,
-                                     torch.zeros(2, dtype=torch.int64), 1.0)
+        cpu_kernels.decode_attention(torch.zeros(2, 1, 1, 16), k16, k16, torch.zeros(1, 3),
+                                     cache.transpose(2, 3).contiguous().transpose(2, 3), cache, 1, rows, 1.0)
+    for length in (0, 5):  # no own key yet; more keys than the cache holds
+        with pytest.raises(ValueError, match="do not fit"):
+            cpu_kernels.decode_attention(torch.zeros(2, 1, 1, 16), k16, k16, torch.zeros(1, 3), cache, cache, length,
+                                         rows, 1.0)
+    with pytest.raises(ValueError, match="fp32 CPU"):
+        cpu_kernels.decode_attention(torch.zeros(2, 1, 1, 16), k16.double(), k16, torch.zeros(1, 3), cache, cache, 1,
+                                     rows, 1.0)
 
 
 @pytest.mark.parametrize("rows", [5, 16, 21])  # 16 and 21: transposed input read 8 rows at a time, 21 with a rest

@@ -27,10 +27,11 @@ def greedy(engine: HFEngine, prompts: list[list[int]], max_new: int = 24, **kw) 
     return [r[0] for r in engine.generate(prompts, SamplingParams(temperature=0, max_new_tokens=max_new, **kw))]
 
 
-def test_paths_agree(tiny_engine: HFEngine) -> None:
+@pytest.mark.parametrize("n", [3, 8])  # 8: 24 rows, where lean.linear returns transposed logits
+def test_paths_agree(tiny_engine: HFEngine, n: int) -> None:
     lean_eng = HFEngine(tiny_engine.model, tiny_engine.tokenizer, use_lean=True)
     hf_eng = HFEngine(tiny_engine.model, tiny_engine.tokenizer, use_lean=False)
-    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=20, seed=5)
+    params = SamplingParams(n=n, temperature=1.0, max_new_tokens=20, seed=5)
     a, b = lean_eng.generate(PROMPTS, params), hf_eng.generate(PROMPTS, params)
     for ra, rb in zip(a, b):
         for ca, cb in zip(ra, rb):
@@ -203,8 +204,8 @@ def test_sample_temperature_by_hand(kernel: bool) -> None:
 
 def test_sample_kernel_matches_torch_on_a_real_sized_vocabulary() -> None:
     """64 rows x 50,000 logits (blocks of 512, the last one partial), with -inf entries: the
-    kernel picks the torch path's token wherever the uniform is not within 1e-4 of a cdf step,
-    and the same log-probs; masked (-inf) tokens are never drawn."""
+    kernel picks the token where u falls in the exact (double) cdf, the torch path's token and
+    its log-prob; masked (-inf) tokens are never drawn; a NaN row is an error, not a token."""
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(64, 50_000, generator=gen) * 4
     logits[:, ::7] = float("-inf")
@@ -218,9 +219,15 @@ def test_sample_kernel_matches_torch_on_a_real_sized_vocabulary() -> None:
         before = cdf.gather(-1, b_tok[:, None])[:, 0] - probs.gather(-1, b_tok[:, None])[:, 0]
         # The kernel's token is where u falls in the exact (double) cdf.
         assert ((before <= u + 1e-6) & (u < cdf.gather(-1, b_tok[:, None])[:, 0] + 1e-6)).all()
-        agree = a_tok == b_tok
-        assert agree.float().mean() > 0.95
-        torch.testing.assert_close(b_lp[agree].float(), a_lp[agree], atol=1e-4, rtol=1e-5)
+        assert (a_tok == b_tok).all()
+        torch.testing.assert_close(b_lp.float(), a_lp, atol=1e-4, rtol=1e-5)
+    # Transposed logits (what lean.linear returns for a small vocabulary) sample the same.
+    transposed = logits.t().contiguous().t()
+    assert (_sample(transposed, 0.7, 1.0, u, kernel=True)[0] == _sample(logits, 0.7, 1.0, u, kernel=True)[0]).all()
+    bad = logits[:3].clone()
+    bad[1] = float("nan")
+    with pytest.raises(ValueError, match="no finite value"):
+        _sample(bad, 1.0, 1.0, u[:3], kernel=True)
 
 
 def test_lean_fused_and_unfused_weights_agree(tiny_engine: HFEngine) -> None:

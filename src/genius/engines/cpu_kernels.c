@@ -136,22 +136,23 @@ static inline __attribute__((always_inline)) void attend(const float *q, const f
 /* q: row r's query heads at q + r * q_row_stride, [kv * group, dim] contiguous.
  * pk, pv: [prompts, kv, width, dim]; pbias: [prompts, width]; ck, cv: [rows, kv, cap, dim], of
  * which the first ``length`` keys are filled; row_prompt: [rows] prompt of each row;
- * out: [rows, kv * group, dim]. Returns 1 (nothing done) for a head_dim it does not handle, 2 when
- * out of memory. */
+ * out: [rows, kv * group, dim]. ``threads``: OpenMP threads (torch's count: the library may not
+ * share torch's OpenMP runtime). Returns 1 (nothing done) for a head_dim it does not handle or
+ * length < 1, 2 when out of memory. */
 int decode_attention(const float *q, int64_t q_row_stride, const float *pk, const float *pv, const float *pbias,
                      const float *ck, const float *cv, const int64_t *row_prompt, float *out, int64_t rows,
                      int64_t kv, int64_t group, int64_t dim, int64_t width, int64_t cap, int64_t length,
-                     float scale) {
+                     float scale, int threads) {
     if (dim % 8 != 0 || dim > 256 || length < 1) return 1;
     const int nv = (int)(dim / 8);
     int64_t total = width + length;
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel num_threads(threads)
     {
         float *s = (float *)malloc(sizeof(float) * group * total);
         if (!s) {
 #pragma omp atomic write
-            failed = 1;
+            failed = 2;
         }
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < rows * kv; task++) {
@@ -171,7 +172,7 @@ int decode_attention(const float *q, int64_t q_row_stride, const float *pk, cons
         }
         free(s);
     }
-    return failed ? 2 : 0;
+    return failed;
 }
 
 #define SAMPLE_BLOCK 512
@@ -181,17 +182,17 @@ int decode_attention(const float *q, int64_t q_row_stride, const float *pk, cons
  * logprobs[r] = log softmax(logits)[t] (before temperature). ``logits`` rows at row_stride.
  * Returns 2 when out of memory, 3 when a row has no finite weight (NaN logits). */
 int sample_rows(const float *logits, int64_t row_stride, int64_t rows, int64_t vocab, float inv_temperature,
-                const double *u, int64_t *tokens, double *logprobs) {
+                const double *u, int64_t *tokens, double *logprobs, int threads) {
     int64_t blocks = (vocab + SAMPLE_BLOCK - 1) / SAMPLE_BLOCK;
     int failed = 0;
-#pragma omp parallel
+#pragma omp parallel num_threads(threads)
     {
         float *w = (float *)malloc(sizeof(float) * (vocab + SAMPLE_BLOCK));
         float *e = (float *)malloc(sizeof(float) * SAMPLE_BLOCK);
         double *block_sum = (double *)malloc(sizeof(double) * blocks);
         if (!w || !e || !block_sum) {
 #pragma omp atomic write
-            failed = 1;
+            failed = 2;
         }
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
@@ -218,7 +219,7 @@ int sample_rows(const float *logits, int64_t row_stride, int64_t rows, int64_t v
             double target = u[r] * total, cum = 0.0;
             int64_t b = 0;
             while (b < blocks - 1 && cum + block_sum[b] <= target) cum += block_sum[b++];
-            while (b > 0 && block_sum[b] == 0.0) b--;  /* rounding past the last weighted block */
+            while (b > 0 && block_sum[b] == 0.0) cum -= block_sum[--b];  /* rounding past the last weighted block */
             int64_t lo = b * SAMPLE_BLOCK, hi = lo + SAMPLE_BLOCK < vocab ? lo + SAMPLE_BLOCK : vocab;
             int64_t token = -1;
             for (int64_t t = lo; t < hi; t++) {
@@ -239,7 +240,7 @@ int sample_rows(const float *logits, int64_t row_stride, int64_t rows, int64_t v
         free(e);
         free(block_sum);
     }
-    return failed ? 2 : 0;
+    return failed;
 }
 
 /* x[r, f] of a [rows, features] matrix at (row stride, feature stride). */
@@ -257,11 +258,12 @@ static inline float *rope_dest(float *q_out, float *ck, float *cv, int64_t r, in
 }
 
 void rope_qk(const float *qkv, int64_t rs, int64_t fs, const float *cos, const float *signed_sin, int64_t rows,
-             int64_t heads, int64_t kv, int64_t dim, float *q_out, float *ck, float *cv, int64_t cap, int64_t pos) {
+             int64_t heads, int64_t kv, int64_t dim, float *q_out, float *ck, float *cv, int64_t cap, int64_t pos,
+             int threads) {
     int64_t half = dim / 2, tiled = rs == 1 ? rows / 8 * 8 : 0;
     /* A transposed qkv (rows contiguous, as lean.linear returns it) is read 8 rows at a time, so
      * that every load is contiguous; the remaining rows (and a row-major qkv) one at a time. */
-#pragma omp parallel for if (rows * (heads + 2 * kv) * dim >= 262144)
+#pragma omp parallel for num_threads(threads) if (rows * (heads + 2 * kv) * dim >= 262144)
     for (int64_t r0 = 0; r0 < tiled; r0 += 8) {
         vf c[256], sn[256];  /* cos and signed sin of the 8 rows, per dimension (dim <= 256) */
         for (int64_t d = 0; d < dim; d++)
@@ -311,11 +313,11 @@ void rope_qk(const float *qkv, int64_t rs, int64_t fs, const float *cos, const f
 /* hidden [rows, dim] (contiguous) += delta (strides rs, fs; NULL: nothing added); then
  * out [rows, dim] = hidden * rsqrt(mean(hidden^2) + eps) * weight, the Llama RMSNorm. */
 void add_rms_norm(float *hidden, const float *delta, int64_t rs, int64_t fs, const float *weight, float *out,
-                  int64_t rows, int64_t dim, float eps) {
+                  int64_t rows, int64_t dim, float eps, int threads) {
     if (delta && rs == 1)  /* transposed delta: read it in memory order */
         for (int64_t d = 0; d < dim; d++)
             for (int64_t r = 0; r < rows; r++) hidden[r * dim + d] += delta[d * fs + r];
-#pragma omp parallel for if (rows * dim >= 262144)
+#pragma omp parallel for num_threads(threads) if (rows * dim >= 262144)
     for (int64_t r = 0; r < rows; r++) {
         float *x = hidden + r * dim;
         if (delta && rs != 1)
@@ -333,11 +335,11 @@ void add_rms_norm(float *hidden, const float *delta, int64_t rs, int64_t fs, con
 /* out = silu(gate) * up over gate_up [rows, 2 * inter] (strides rs, fs: gate then up), written
  * with gate_up's layout: out (r, i) at r * ors + i * ofs. */
 void silu_mul(const float *gate_up, int64_t rs, int64_t fs, int64_t rows, int64_t inter, float *out,
-              int64_t ors, int64_t ofs) {
+              int64_t ors, int64_t ofs, int threads) {
     /* Walk the contiguous dimension innermost, 8 at a time. */
     int64_t outer = rs == 1 ? inter : rows, inner = rs == 1 ? rows : inter;
     int64_t in_outer = rs == 1 ? fs : rs, out_outer = rs == 1 ? ofs : ors, up = inter * fs;
-#pragma omp parallel for if (rows * inter >= 262144)
+#pragma omp parallel for num_threads(threads) if (rows * inter >= 262144)
     for (int64_t a = 0; a < outer; a++) {
         const float *g = gate_up + a * in_outer, *u = g + up;
         float *o = out + a * out_outer;

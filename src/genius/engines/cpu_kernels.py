@@ -16,8 +16,8 @@ goes to a temporary file renamed into place (concurrent processes never load a h
 library). Without a working compiler with OpenMP, decoding keeps its torch ops (same results,
 slower) and one line on stderr says so; ``GENIUS_CPU_KERNEL=0`` turns the kernels off.
 
-The library shares the process's OpenMP runtime with torch (the same ``libgomp.so.1``), so it
-uses ``torch.get_num_threads()`` threads.
+Every call passes ``torch.get_num_threads()`` as its OpenMP thread count: the library may link
+another OpenMP runtime than torch's, whose default would be every core.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -54,22 +55,23 @@ def decode_attention(q: torch.Tensor, prefix_k: torch.Tensor, prefix_v: torch.Te
     contiguous, rows at any stride) against its prompt's keys ``prefix_k``/``prefix_v`` [prompts,
     kv_heads, width, head_dim] (``prefix_bias`` [prompts, width]: 0, or -inf for padding) and its
     own first ``length`` keys in ``cache_k``/``cache_v`` [rows, kv_heads, capacity, head_dim].
-    ``row_prompt`` [rows] (int64): the prompt of each row. Returns [rows, kv_heads * group * head_dim].
-    All fp32 on CPU; the prefix and cache tensors contiguous (checked)."""
-    lib = _library()
-    if lib is None:
-        raise RuntimeError("the CPU attention kernel is not available")
+    ``row_prompt`` [rows] (int64): the prompt of each row, trusted to lie in [0, prompts).
+    Returns [rows, kv_heads * group * head_dim]. All fp32 on CPU; the prefix and cache tensors
+    contiguous (checked, as are the shapes)."""
     rows, kv, group, dim = q.shape
-    contiguous = (prefix_k, prefix_v, prefix_bias, cache_k, cache_v, row_prompt)
-    if q.stride()[1:] != (group * dim, dim, 1) or not all(t.is_contiguous() for t in contiguous):
-        raise ValueError("decode_attention needs contiguous heads, prefix and cache tensors")
-    if q.dtype != torch.float32 or row_prompt.dtype != torch.int64:
-        raise ValueError("decode_attention takes fp32 tensors and int64 row_prompt")
+    _check(q, prefix_k, prefix_v, prefix_bias, cache_k, cache_v,
+           contiguous=(prefix_k, prefix_v, prefix_bias, cache_k, cache_v))
+    prompts, width = prefix_bias.shape
+    if (q.stride()[1:] != (group * dim, dim, 1) or prefix_k.shape != (prompts, kv, width, dim)
+            or prefix_v.shape != prefix_k.shape or cache_k.shape[:2] != (rows, kv) or cache_k.shape[3] != dim
+            or cache_v.shape != cache_k.shape or not 1 <= length <= cache_k.shape[2]
+            or row_prompt.shape != (rows,) or row_prompt.dtype != torch.int64 or not row_prompt.is_contiguous()):
+        raise ValueError("decode_attention: the shapes, strides or length do not fit together")
     out = q.new_empty((rows, kv * group * dim))
-    status = lib.decode_attention(
+    status = _library().decode_attention(
         q.data_ptr(), q.stride(0), prefix_k.data_ptr(), prefix_v.data_ptr(), prefix_bias.data_ptr(),
         cache_k.data_ptr(), cache_v.data_ptr(), row_prompt.data_ptr(), out.data_ptr(),
-        rows, kv, group, dim, prefix_k.shape[2], cache_k.shape[2], length, scale)
+        rows, kv, group, dim, width, cache_k.shape[2], length, scale, torch.get_num_threads())
     if status == 1:
         raise ValueError(f"decode_attention handles head_dim multiple of 8 up to 256, not {dim}")
     if status == 2:
@@ -78,25 +80,25 @@ def decode_attention(q: torch.Tensor, prefix_k: torch.Tensor, prefix_v: torch.Te
 
 
 def sample(logits: torch.Tensor, temperature: float, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row of fp32 ``logits`` [rows, vocab] (CPU, last dim contiguous): the first token whose
-    cumulative probability under softmax(logits / temperature) exceeds ``uniform[row]`` (float64, in
-    [0, 1)) times the row's total, and that token's log softmax(logits) (before temperature).
-    Returns (tokens int64 [rows], log-probs float64 [rows])."""
-    lib = _library()
-    if lib is None:
-        raise RuntimeError("the CPU kernels are not available")
-    if logits.dtype != torch.float32 or logits.dim() != 2 or logits.stride(1) != 1 or temperature <= 0:
-        raise ValueError("sample takes fp32 [rows, vocab] logits with contiguous rows and a temperature > 0")
+    """Per row of fp32 ``logits`` [rows, vocab] (CPU): the first token whose cumulative probability
+    under softmax(logits / temperature) exceeds ``uniform[row]`` (in [0, 1)) times the row's total,
+    and that token's log softmax(logits) (before temperature). Returns (tokens int64 [rows],
+    log-probs float64 [rows])."""
+    _check(logits)
+    if logits.dim() != 2 or temperature <= 0 or uniform.shape != logits.shape[:1]:
+        raise ValueError("sample takes [rows, vocab] logits, one uniform per row and a temperature > 0")
+    if logits.stride(1) != 1:  # e.g. a transposed view out of lean.linear (small vocabularies)
+        logits = logits.contiguous()
     rows, vocab = logits.shape
     uniform = uniform.to(torch.float64).contiguous()
     tokens = torch.empty(rows, dtype=torch.int64)
     logprobs = torch.empty(rows, dtype=torch.float64)
-    status = lib.sample_rows(logits.data_ptr(), logits.stride(0), rows, vocab, 1.0 / temperature,
-                             uniform.data_ptr(), tokens.data_ptr(), logprobs.data_ptr())
+    status = _library().sample_rows(logits.data_ptr(), logits.stride(0), rows, vocab, 1.0 / temperature,
+                                    uniform.data_ptr(), tokens.data_ptr(), logprobs.data_ptr(), torch.get_num_threads())
     if status == 2:
         raise MemoryError("sample: out of memory")
     if status == 3:
-        raise ValueError("sample: a row of logits has no finite value (NaN)")
+        raise ValueError("sample: a row of logits has no finite value (NaN or all -inf)")
     return tokens, logprobs
 
 
@@ -108,12 +110,14 @@ def rope_qk(qkv: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, head
     ``cos``/``signed_sin`` [rows, head_dim]: signed_sin = (-sin1, sin2) over the two halves."""
     rows, dim = cos.shape
     _check(qkv, cos, signed_sin, cache_k, cache_v, contiguous=(cos, signed_sin, cache_k, cache_v))
-    if qkv.shape != (rows, (heads + 2 * kv_heads) * dim) or not 0 <= position < cache_k.shape[2] or dim > 256:
-        raise ValueError("rope_qk: qkv, cos or the cache position do not fit")
+    if (qkv.shape != (rows, (heads + 2 * kv_heads) * dim) or signed_sin.shape != cos.shape or dim > 256 or dim % 2
+            or cache_k.shape[:2] != (rows, kv_heads) or cache_k.shape[3] != dim or cache_v.shape != cache_k.shape
+            or not 0 <= position < cache_k.shape[2]):
+        raise ValueError("rope_qk: qkv, cos, the caches or the position do not fit together")
     q = qkv.new_empty((rows, heads, dim))
     _library().rope_qk(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), cos.data_ptr(), signed_sin.data_ptr(), rows,
                        heads, kv_heads, dim, q.data_ptr(), cache_k.data_ptr(), cache_v.data_ptr(), cache_k.shape[2],
-                       position)
+                       position, torch.get_num_threads())
     return q
 
 
@@ -122,12 +126,12 @@ def add_rms_norm(hidden: torch.Tensor, delta: torch.Tensor | None, weight: torch
     place; returns the Llama RMSNorm of the result, ``hidden * rsqrt(mean(hidden^2) + eps) * weight``."""
     _check(hidden, weight, *(() if delta is None else (delta,)), contiguous=(hidden, weight))
     rows, dim = hidden.shape
-    if delta is not None and delta.shape != hidden.shape:
-        raise ValueError("add_rms_norm: delta and hidden differ in shape")
+    if (delta is not None and delta.shape != hidden.shape) or weight.shape != (dim,):
+        raise ValueError("add_rms_norm: hidden, delta and weight do not fit together")
     out = torch.empty_like(hidden)
     _library().add_rms_norm(hidden.data_ptr(), None if delta is None else delta.data_ptr(),
                             0 if delta is None else delta.stride(0), 0 if delta is None else delta.stride(1),
-                            weight.data_ptr(), out.data_ptr(), rows, dim, eps)
+                            weight.data_ptr(), out.data_ptr(), rows, dim, eps, torch.get_num_threads())
     return out
 
 
@@ -142,7 +146,7 @@ def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
         gate_up = gate_up if gate_up.stride(1) == 1 else gate_up.contiguous()
         out = gate_up.new_empty((rows, inter))
     _library().silu_mul(gate_up.data_ptr(), gate_up.stride(0), gate_up.stride(1), rows, inter, out.data_ptr(),
-                        out.stride(0), out.stride(1))
+                        out.stride(0), out.stride(1), torch.get_num_threads())
     return out
 
 
@@ -152,7 +156,7 @@ def _check(*tensors: torch.Tensor, contiguous: tuple[torch.Tensor, ...] = ()) ->
     if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
         raise ValueError("the CPU kernels take fp32 CPU tensors")
     if not all(t.is_contiguous() for t in contiguous):
-        raise ValueError("the CPU kernels need contiguous hidden states, weights and caches")
+        raise ValueError("the CPU kernels need contiguous hidden states, weights, prefixes and caches")
 
 
 def supports(head_dim: int, dtype: torch.dtype, device: torch.device) -> bool:
@@ -172,26 +176,30 @@ def _library() -> Any:
         return None
     lib.decode_attention.restype = ctypes.c_int
     lib.decode_attention.argtypes = ([ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 7
-                                     + [ctypes.c_int64] * 7 + [ctypes.c_float])
+                                     + [ctypes.c_int64] * 7 + [ctypes.c_float, ctypes.c_int])
     lib.rope_qk.restype = lib.add_rms_norm.restype = lib.silu_mul.restype = None
     lib.rope_qk.argtypes = ([ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 2
-                            + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2)
+                            + [ctypes.c_int64] * 4 + [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2 + [ctypes.c_int])
     lib.add_rms_norm.argtypes = ([ctypes.c_void_p] * 2 + [ctypes.c_int64] * 2 + [ctypes.c_void_p] * 2
-                                 + [ctypes.c_int64] * 2 + [ctypes.c_float])
-    lib.silu_mul.argtypes = ([ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p] + [ctypes.c_int64] * 2)
+                                 + [ctypes.c_int64] * 2 + [ctypes.c_float, ctypes.c_int])
+    lib.silu_mul.argtypes = ([ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_void_p] + [ctypes.c_int64] * 2
+                             + [ctypes.c_int])
     lib.sample_rows.restype = ctypes.c_int
     lib.sample_rows.argtypes = ([ctypes.c_void_p] + [ctypes.c_int64] * 3 + [ctypes.c_float]
-                                + [ctypes.c_void_p] * 3)
+                                + [ctypes.c_void_p] * 3 + [ctypes.c_int])
     return lib
 
 
 def _build() -> Path:
-    """The built library for this source, compiler and CPU: built now if not yet in the cache."""
-    compiler = shutil.which(os.environ.get("CC") or "cc")
+    """The built library for this source, compiler and CPU: built now if not yet in the cache (the
+    builds of earlier sources or compilers in that folder are removed)."""
+    command = shlex.split(os.environ.get("CC") or "cc")  # CC may carry arguments ("ccache gcc")
+    compiler = shutil.which(command[0]) if command else None
     if compiler is None:
         raise RuntimeError("no C compiler found (set CC)")
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, *FLAGS, NATIVE, platform.machine(),
+    command[0] = compiler
+    version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), *command, version, *FLAGS, NATIVE, platform.machine(),
                                     _cpu_flags()]).encode()).hexdigest()[:16]
     folder = cache_root() / "kernels"
     target = folder / f"cpu_kernels-{key}.so"
@@ -202,16 +210,20 @@ def _build() -> Path:
     os.close(fd)
     try:
         for flags in ((*FLAGS, NATIVE), FLAGS):
-            done = subprocess.run([compiler, *flags, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
+            done = subprocess.run([*command, *flags, str(SOURCE), "-o", tmp, "-lm"], capture_output=True, text=True,
                                   timeout=300)
             if done.returncode == 0:
                 break
         if done.returncode != 0:
-            raise RuntimeError(f"{Path(compiler).name} failed: {done.stderr.strip().splitlines()[-1:]}")
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"{Path(compiler).name} failed: {last}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    for old in folder.glob("cpu_kernels-*.so"):
+        if old != target:
+            old.unlink(missing_ok=True)  # a process that loaded it keeps its mapping
     return target
 
 
