@@ -59,8 +59,8 @@ def decode_attention(q: torch.Tensor, prefix_k: torch.Tensor, prefix_v: torch.Te
     Returns [rows, kv_heads * group * head_dim]. All fp32 on CPU; the prefix and cache tensors
     contiguous (checked, as are the shapes)."""
     rows, kv, group, dim = q.shape
-    _check(q, prefix_k, prefix_v, prefix_bias, cache_k, cache_v,
-           contiguous=(prefix_k, prefix_v, prefix_bias, cache_k, cache_v))
+    lib = _check(q, prefix_k, prefix_v, prefix_bias, cache_k, cache_v,
+                 contiguous=(prefix_k, prefix_v, prefix_bias, cache_k, cache_v))
     prompts, width = prefix_bias.shape
     if (q.stride()[1:] != (group * dim, dim, 1) or prefix_k.shape != (prompts, kv, width, dim)
             or prefix_v.shape != prefix_k.shape or cache_k.shape[:2] != (rows, kv) or cache_k.shape[3] != dim
@@ -68,7 +68,7 @@ def decode_attention(q: torch.Tensor, prefix_k: torch.Tensor, prefix_v: torch.Te
             or row_prompt.shape != (rows,) or row_prompt.dtype != torch.int64 or not row_prompt.is_contiguous()):
         raise ValueError("decode_attention: the shapes, strides or length do not fit together")
     out = q.new_empty((rows, kv * group * dim))
-    status = _library().decode_attention(
+    status = lib.decode_attention(
         q.data_ptr(), q.stride(0), prefix_k.data_ptr(), prefix_v.data_ptr(), prefix_bias.data_ptr(),
         cache_k.data_ptr(), cache_v.data_ptr(), row_prompt.data_ptr(), out.data_ptr(),
         rows, kv, group, dim, width, cache_k.shape[2], length, scale, torch.get_num_threads())
@@ -84,7 +84,7 @@ def sample(logits: torch.Tensor, temperature: float, uniform: torch.Tensor) -> t
     under softmax(logits / temperature) exceeds ``uniform[row]`` (in [0, 1)) times the row's total,
     and that token's log softmax(logits) (before temperature). Returns (tokens int64 [rows],
     log-probs float64 [rows])."""
-    _check(logits)
+    lib = _check(logits)
     if logits.dim() != 2 or temperature <= 0 or uniform.shape != logits.shape[:1]:
         raise ValueError("sample takes [rows, vocab] logits, one uniform per row and a temperature > 0")
     if logits.stride(1) != 1:  # e.g. a transposed view out of lean.linear (small vocabularies)
@@ -93,8 +93,8 @@ def sample(logits: torch.Tensor, temperature: float, uniform: torch.Tensor) -> t
     uniform = uniform.to(torch.float64).contiguous()
     tokens = torch.empty(rows, dtype=torch.int64)
     logprobs = torch.empty(rows, dtype=torch.float64)
-    status = _library().sample_rows(logits.data_ptr(), logits.stride(0), rows, vocab, 1.0 / temperature,
-                                    uniform.data_ptr(), tokens.data_ptr(), logprobs.data_ptr(), torch.get_num_threads())
+    status = lib.sample_rows(logits.data_ptr(), logits.stride(0), rows, vocab, 1.0 / temperature,
+                             uniform.data_ptr(), tokens.data_ptr(), logprobs.data_ptr(), torch.get_num_threads())
     if status == 2:
         raise MemoryError("sample: out of memory")
     if status == 3:
@@ -109,54 +109,57 @@ def rope_qk(qkv: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor, head
     written into ``cache_k``/``cache_v`` [rows, kv_heads, capacity, head_dim] at ``position``.
     ``cos``/``signed_sin`` [rows, head_dim]: signed_sin = (-sin1, sin2) over the two halves."""
     rows, dim = cos.shape
-    _check(qkv, cos, signed_sin, cache_k, cache_v, contiguous=(cos, signed_sin, cache_k, cache_v))
+    lib = _check(qkv, cos, signed_sin, cache_k, cache_v, contiguous=(cos, signed_sin, cache_k, cache_v))
     if (qkv.shape != (rows, (heads + 2 * kv_heads) * dim) or signed_sin.shape != cos.shape or dim > 256 or dim % 2
             or cache_k.shape[:2] != (rows, kv_heads) or cache_k.shape[3] != dim or cache_v.shape != cache_k.shape
             or not 0 <= position < cache_k.shape[2]):
         raise ValueError("rope_qk: qkv, cos, the caches or the position do not fit together")
     q = qkv.new_empty((rows, heads, dim))
-    _library().rope_qk(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), cos.data_ptr(), signed_sin.data_ptr(), rows,
-                       heads, kv_heads, dim, q.data_ptr(), cache_k.data_ptr(), cache_v.data_ptr(), cache_k.shape[2],
-                       position, torch.get_num_threads())
+    lib.rope_qk(qkv.data_ptr(), qkv.stride(0), qkv.stride(1), cos.data_ptr(), signed_sin.data_ptr(), rows, heads,
+                kv_heads, dim, q.data_ptr(), cache_k.data_ptr(), cache_v.data_ptr(), cache_k.shape[2], position,
+                torch.get_num_threads())
     return q
 
 
 def add_rms_norm(hidden: torch.Tensor, delta: torch.Tensor | None, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """``hidden`` [rows, dim] (contiguous) += ``delta`` (any 2-D strides; None: nothing added), in
     place; returns the Llama RMSNorm of the result, ``hidden * rsqrt(mean(hidden^2) + eps) * weight``."""
-    _check(hidden, weight, *(() if delta is None else (delta,)), contiguous=(hidden, weight))
+    lib = _check(hidden, weight, *(() if delta is None else (delta,)), contiguous=(hidden, weight))
     rows, dim = hidden.shape
     if (delta is not None and delta.shape != hidden.shape) or weight.shape != (dim,):
         raise ValueError("add_rms_norm: hidden, delta and weight do not fit together")
     out = torch.empty_like(hidden)
-    _library().add_rms_norm(hidden.data_ptr(), None if delta is None else delta.data_ptr(),
-                            0 if delta is None else delta.stride(0), 0 if delta is None else delta.stride(1),
-                            weight.data_ptr(), out.data_ptr(), rows, dim, eps, torch.get_num_threads())
+    lib.add_rms_norm(hidden.data_ptr(), None if delta is None else delta.data_ptr(),
+                     0 if delta is None else delta.stride(0), 0 if delta is None else delta.stride(1),
+                     weight.data_ptr(), out.data_ptr(), rows, dim, eps, torch.get_num_threads())
     return out
 
 
 def silu_mul(gate_up: torch.Tensor) -> torch.Tensor:
     """``silu(gate) * up`` of ``gate_up`` [rows, 2 * inter] (gate then up), in gate_up's layout
     (row-major, or transposed as ``lean.linear`` returns it): [rows, inter]."""
-    _check(gate_up)
+    lib = _check(gate_up)
     rows, inter = gate_up.shape[0], gate_up.shape[1] // 2
     if gate_up.stride(0) == 1 and rows > 1:
         out = torch.empty_strided((rows, inter), (1, rows), dtype=gate_up.dtype)
     else:
         gate_up = gate_up if gate_up.stride(1) == 1 else gate_up.contiguous()
         out = gate_up.new_empty((rows, inter))
-    _library().silu_mul(gate_up.data_ptr(), gate_up.stride(0), gate_up.stride(1), rows, inter, out.data_ptr(),
-                        out.stride(0), out.stride(1), torch.get_num_threads())
+    lib.silu_mul(gate_up.data_ptr(), gate_up.stride(0), gate_up.stride(1), rows, inter, out.data_ptr(), out.stride(0),
+                 out.stride(1), torch.get_num_threads())
     return out
 
 
-def _check(*tensors: torch.Tensor, contiguous: tuple[torch.Tensor, ...] = ()) -> None:
-    if _library() is None:
+def _check(*tensors: torch.Tensor, contiguous: tuple[torch.Tensor, ...] = ()) -> Any:
+    """The loaded library, once the tensors are fp32 on CPU and ``contiguous`` are contiguous."""
+    lib = _library()
+    if lib is None:
         raise RuntimeError("the CPU kernels are not available")
     if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in tensors):
         raise ValueError("the CPU kernels take fp32 CPU tensors")
     if not all(t.is_contiguous() for t in contiguous):
         raise ValueError("the CPU kernels need contiguous hidden states, weights, prefixes and caches")
+    return lib
 
 
 def supports(head_dim: int, dtype: torch.dtype, device: torch.device) -> bool:

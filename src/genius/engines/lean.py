@@ -194,22 +194,16 @@ class LeanDecoder:
         """``step``'s forward with everything between the matmuls in ``cpu_kernels``: the same
         math as ``_forward`` (rotary, attention, residual adds, RMSNorms, SiLU gate) in 5 calls
         per layer instead of ~25 torch ops."""
-        assert self.cache is not None and self.prefix is not None and self.row_prompt is not None
-        assert self.qkv is not None and self.gate_up is not None
-        rows, dim = len(tokens), self.head_dim
+        assert self.cache is not None and self.qkv is not None and self.gate_up is not None
         hidden = self.model.model.embed_tokens(tokens)  # [rows, hidden], the residual stream
         cos, sin = self.model.model.rotary_emb(hidden, positions[:, None])
-        cos, sin = cos[:, 0].contiguous(), sin[:, 0]
-        signed_sin = torch.cat((-sin[:, : dim // 2], sin[:, dim // 2:]), dim=-1)
+        cos, signed_sin = cos[:, 0].contiguous(), _signed(sin[:, 0])
         h = cpu_kernels.add_rms_norm(hidden, None, self.layers[0].input_layernorm.weight, self.eps)
         for i, layer in enumerate(self.layers):
             qkv = linear(h, *self.qkv[i])
             q = cpu_kernels.rope_qk(qkv, cos, signed_sin, self.heads, self.kv_heads, self.cache[i, 0],
                                     self.cache[i, 1], self.length)
-            out = cpu_kernels.decode_attention(q.view(rows, self.kv_heads, self.group, dim), self.prefix[i, 0],
-                                               self.prefix[i, 1], self.prefix_bias, self.cache[i, 0],
-                                               self.cache[i, 1], self.length + 1, self.row_prompt, self.scale)
-            h = cpu_kernels.add_rms_norm(hidden, _apply(layer.self_attn.o_proj, out),
+            h = cpu_kernels.add_rms_norm(hidden, _apply(layer.self_attn.o_proj, self._kernel_attention(i, q)),
                                          layer.post_attention_layernorm.weight, self.eps)
             act = cpu_kernels.silu_mul(linear(h, *self.gate_up[i]))
             after = self.layers[i + 1].input_layernorm if i + 1 < len(self.layers) else self.model.model.norm
@@ -225,8 +219,7 @@ class LeanDecoder:
         """``hidden`` [batch, seq, dim]: the prompts (``prefill_bias`` [prompts, seq, seq]) or one
         new token per row (``prefill_bias`` None)."""
         cos, sin = self.model.model.rotary_emb(hidden, positions)  # [batch, seq, head_dim]
-        half = sin.shape[-1] // 2
-        cos, sin = cos[:, :, None], torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)[:, :, None]
+        cos, sin = cos[:, :, None], _signed(sin)[:, :, None]
         size = (hidden.shape[-1],)
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(hidden, size, layer.input_layernorm.weight, self.eps)
@@ -285,10 +278,7 @@ class LeanDecoder:
         self.cache[i, 0, :, :, self.length] = k[:, 0]
         self.cache[i, 1, :, :, self.length] = v[:, 0]
         if self.kernel:
-            assert self.row_prompt is not None
-            return cpu_kernels.decode_attention(q.view(rows, kv, group, dim), self.prefix[i, 0], self.prefix[i, 1],
-                                               self.prefix_bias, self.cache[i, 0], self.cache[i, 1], self.length + 1,
-                                               self.row_prompt, self.scale).view(rows, 1, self.heads * dim)
+            return self._kernel_attention(i, q).view(rows, 1, self.heads * dim)
         q = q.reshape(rows, kv, group, dim) * self.scale  # query heads of KV head j: j * group ...
         own = torch.matmul(q, self.cache[i, 0, :, :, : self.length + 1].transpose(-1, -2))  # [rows, kv, group, new]
         # Prompt keys: each prompt's rows meet its keys in one batched product.
@@ -302,6 +292,14 @@ class LeanDecoder:
         p_shared = torch.matmul(p_shared.reshape(prompts, kv, n * group, width), self.prefix[i, 1])
         out += self._per_row(p_shared.view(prompts, kv, n, group, dim).transpose(1, 2))
         return out.reshape(rows, 1, self.heads * dim)
+
+    def _kernel_attention(self, i: int, q: torch.Tensor) -> torch.Tensor:
+        """``_decode_attention`` in ``cpu_kernels`` (the new keys/values already in the cache):
+        q [rows, ..., heads, head_dim] -> [rows, heads * head_dim]."""
+        assert self.cache is not None and self.prefix is not None and self.row_prompt is not None
+        return cpu_kernels.decode_attention(q.view(len(q), self.kv_heads, self.group, self.head_dim),
+                                            self.prefix[i, 0], self.prefix[i, 1], self.prefix_bias, self.cache[i, 0],
+                                            self.cache[i, 1], self.length + 1, self.row_prompt, self.scale)
 
     def _per_prompt(self, x: torch.Tensor) -> torch.Tensor:
         """Rows -> all prompts * n slots (finished slots zero): [prompts * n, ...]."""
@@ -379,6 +377,13 @@ def _fuse(*linears: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         return weight, None
     return weight, torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.weight.shape[0])
                               for m in linears])
+
+
+def _signed(sin: torch.Tensor) -> torch.Tensor:
+    """(-sin1, sin2) over the two halves of the last dimension: what ``_rope`` and
+    ``cpu_kernels.rope_qk`` take."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
 
 
 def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
