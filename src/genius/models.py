@@ -257,6 +257,37 @@ def load_model(spec: str, *, dtype: str = "auto", device: str = "auto",
     return model, tokenizer
 
 
+def model_config(spec: str, *, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """(model config, generation config or None) of a spec, without loading weights."""
+    from transformers import AutoConfig, GenerationConfig
+
+    source = resolve(spec)
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **_hub_kwargs(source))
+    except OSError:
+        if Path(source).is_dir():
+            raise UserError(f"{source}: cannot read config.json") from None
+        raise _hub_unreachable(spec) from None
+    try:
+        generation = GenerationConfig.from_pretrained(source, **_hub_kwargs(source))
+    except OSError:
+        generation = None
+    return config, generation
+
+
+def eos_token_ids(config: Any, generation_config: Any, tokenizer: Any) -> set[int]:
+    """Every token that ends a response: the generation config's, the model config's and the
+    tokenizer's EOS (instruct models often list several)."""
+    ids: set[int] = set()
+    for value in (getattr(generation_config, "eos_token_id", None), getattr(config, "eos_token_id", None),
+                  tokenizer.eos_token_id):
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return ids
+
+
 def context_length(model_or_config: Any) -> int:
     config = getattr(model_or_config, "config", model_or_config)
     return int(getattr(config, "max_position_embeddings", 2048))

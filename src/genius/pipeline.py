@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genius import config as cfgmod
+from genius.engines.options import ENGINE_RUNTIME_KEYS, EngineName, EngineOptions
 from genius.errors import UserError
 from genius.io import atomic_write_text, dumps, read_json, write_json
 
@@ -71,6 +72,12 @@ class PipelineConfig:
     """Weights dtype for sampling and evaluation (auto = fp32 on CPUs without fast bf16)."""
     device: str = "auto"
     """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
+    engine: EngineName = "auto"
+    """Generation backend of sampling and evaluation: hf (transformers), vllm, or auto (vllm where it is installed and a
+    GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
+    (genius.engines.options)."""
     data_from: str | None = None
     """Another run_dir whose round-1 training data this run trains on instead of sampling its own
     (paper Table 4: every loss on the same pairs). Needs rounds: 1."""
@@ -198,7 +205,7 @@ def _stage_config(cls: type, user: dict[str, Any], owned: dict[str, Any], sectio
 def sample_config(cfg: PipelineConfig, round_: int, source: str = "config") -> Any:
     from genius.sampling import SampleConfig
 
-    return _stage_config(SampleConfig, cfg.sample, {"seed": cfg.seed + round_}, "sample", source)
+    return _stage_config(SampleConfig, cfg.sample, {"seed": cfg.seed + round_, **_engine_fields(cfg)}, "sample", source)
 
 
 def train_config(cfg: PipelineConfig, *, policy: str, reference: str | None, data: Path,
@@ -220,7 +227,13 @@ def eval_config(cfg: PipelineConfig, model: str, source: str = "config") -> Any:
     from genius.evaluation.evaluate import EvalConfig
 
     user = {k: v for k, v in cfg.eval.items() if k != "eval_every"}
-    return _stage_config(EvalConfig, user, {"model": model, "dtype": cfg.dtype, "device": cfg.device}, "eval", source)
+    owned = {"model": model, "dtype": cfg.dtype, "device": cfg.device, **_engine_fields(cfg)}
+    return _stage_config(EvalConfig, user, owned, "eval", source)
+
+
+def _engine_fields(cfg: PipelineConfig) -> dict[str, Any]:
+    """The run's engine settings, which its sampling and evaluation (and their records) share."""
+    return {"engine": cfg.engine, "engine_options": cfg.engine_options}
 
 
 def validate_stages(cfg: PipelineConfig, source: str = "config") -> None:
@@ -230,7 +243,7 @@ def validate_stages(cfg: PipelineConfig, source: str = "config") -> None:
     eval_config(cfg, cfg.model, source)
     from genius.baselines import BaselineConfig
 
-    _stage_config(BaselineConfig, cfg.baseline, {"seed": cfg.seed + 1}, "baseline", source)
+    _stage_config(BaselineConfig, cfg.baseline, {"seed": cfg.seed + 1, **_engine_fields(cfg)}, "baseline", source)
 
 
 # --- methods: who turns queries into training data -------------------------------------------
@@ -290,13 +303,18 @@ class _Engines:
             self.release()
             # Engine chunks as large as the sampler's calls (evaluation's are no larger by default).
             rows = sample_config(self.cfg, 0).batch_sequences
-            self.engine = make_engine(spec, dtype=self.cfg.dtype, device=self.cfg.device, max_batch_size=rows)
+            self.engine = make_engine(spec, engine=self.cfg.engine, options=self.cfg.engine_options,
+                                      dtype=self.cfg.dtype, device=self.cfg.device, max_batch_size=rows)
             self.spec = spec
         return self.engine
 
     def release(self) -> None:
+        """Drop the engine and free its memory (vLLM's engine process too): training comes next."""
         import gc
 
+        from genius.engines import close_engine
+
+        close_engine(self.engine)
         self.engine, self.spec = None, None
         gc.collect()
 
@@ -306,7 +324,7 @@ def _check_saved_config(cfg: PipelineConfig, run_dir: Path, force: bool) -> None
     if not saved.is_file() or force:
         return
     old = cfgmod.read_yaml(saved) or {}
-    changed = cfgmod.diff(old, cfgmod.to_dict(cfg))
+    changed = cfgmod.diff(old, cfgmod.to_dict(cfg), ignore=ENGINE_RUNTIME_KEYS)
     if changed:
         raise UserError(f"{saved}: this run was started with other settings (changed: {', '.join(changed)}); "
                         "use another run_dir, the same config to resume, or --force to go on anyway")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
 
 
@@ -25,6 +26,12 @@ class BaselineConfig:
     prefix on the rejected side only would be a give-away."""
     batch_size: int = 8
     """Queries per engine call; every finished batch is on disk (a killed run resumes)."""
+    engine: EngineName = "auto"
+    """Generation backend: hf (transformers), vllm, or auto (vllm where it is installed and a
+    GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
+    (genius.engines.options)."""
     seed: int = 0
     """Seed of all sampling (iteration t of an iterative run uses seed + t)."""
     spin_greedy: bool = True

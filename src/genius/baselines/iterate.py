@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genius.baselines import BaselineConfig, BaselineQuery, Builder, build, get_builder
+from genius.engines import close_engine
 from genius.engines.base import Engine
 from genius.errors import UserError
 from genius.io import read_json, read_jsonl, write_json
@@ -68,6 +69,7 @@ def run_iterations(method: str, cfg: BaselineConfig, queries: Sequence[BaselineQ
             continue
         engine = make_engine(current) if builder.uses_engine else None
         data = build(builder.name, dataclasses.replace(cfg, seed=cfg.seed + t - 1), queries, engine, it_dir)
+        close_engine(engine)
         del engine
         gc.collect()  # free the sampling model before the trainer loads its own copies
         if not read_jsonl(data):

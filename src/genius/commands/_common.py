@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
+from genius.engines.options import ENGINE_NAMES
 from genius.models import DEFAULT_MODEL
 
 
@@ -15,10 +17,16 @@ def add_model_arguments(p: argparse.ArgumentParser, *, default: str | None = DEF
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow model code from the model folder / hub (off by default: it runs foreign code)")
+    p.add_argument("--engine", default=None, choices=ENGINE_NAMES,
+                   help="generation backend: hf, vllm, or auto = vllm where installed and a GPU is there "
+                        "(default: the config's engine, else auto)")
 
 
-def engine_from_args(args: argparse.Namespace, **kwargs):
+def engine_from_args(args: argparse.Namespace, cfg: Any = None, **kwargs: Any) -> Any:
+    """The engine of a command: model flags, and the engine settings of ``cfg`` (a config with
+    ``engine`` and ``engine_options``, which ``--engine`` already overrode) when it has them."""
     from genius.engines import make_engine
 
-    return make_engine(args.model, dtype=args.dtype, device=args.device,
-                       trust_remote_code=args.trust_remote_code, **kwargs)
+    engine = getattr(cfg, "engine", None) or args.engine or "auto"
+    return make_engine(args.model, engine=engine, options=getattr(cfg, "engine_options", None), dtype=args.dtype,
+                       device=args.device, trust_remote_code=args.trust_remote_code, **kwargs)

@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     builder = get_builder(args.name)
     overrides = {"k": args.k, "temperature": args.temperature, "max_new_tokens": args.max_new_tokens,
-                 "batch_size": args.batch_size, "seed": args.seed, "system_prompt": args.system_prompt}
+                 "batch_size": args.batch_size, "seed": args.seed, "system_prompt": args.system_prompt,
+                 "engine": args.engine}
     cfg = config.load(BaselineConfig, args.config, overrides)
     if args.iterations != 1 and not args.train:
         raise UserError("--iterations needs --train (each iteration builds its data with the model trained before)")
@@ -92,12 +93,13 @@ def run(args: argparse.Namespace) -> int:
     queries = load_baseline_queries(args.queries, supervised=builder.supervised, limit=args.limit, field=args.field,
                                     system=cfg.system_prompt)
     if train is None:
-        engine = engine_from_args(args) if builder.uses_engine else None
+        engine = engine_from_args(args, cfg) if builder.uses_engine else None
         build(builder.name, cfg, queries, engine, args.out)
         return 0
 
     def engine_for(spec: str):
-        return make_engine(spec, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
+        return make_engine(spec, engine=cfg.engine, options=cfg.engine_options, dtype=args.dtype, device=args.device,
+                           trust_remote_code=args.trust_remote_code)
 
     final = run_iterations(builder.name, cfg, queries, base_model=args.model, iterations=args.iterations,
                            out_dir=args.out, make_engine=engine_for, train=train)

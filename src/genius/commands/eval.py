@@ -65,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "samples": args.samples, "temperature": args.temperature, "top_p": args.top_p,
         "max_new_tokens": args.max_new_tokens, "preset": args.preset,
         "data_dir": str(args.data_dir) if args.data_dir else None, "seed": args.seed,
-        "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device,
+        "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device, "engine": args.engine,
         "trust_remote_code": args.trust_remote_code or None,
     }
     cfg = config_io.load(EvalConfig, args.config, overrides)

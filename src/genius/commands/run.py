@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 
+from genius.engines.options import ENGINE_NAMES
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default=None, help="pipeline config YAML (default: the packaged demo preset)")
     p.add_argument("--run-dir", default=None, help="override run_dir")
     p.add_argument("--model", default=None, help="override the starting model")
+    p.add_argument("--engine", default=None, choices=ENGINE_NAMES,
+                   help="override the engine of sampling and evaluation: hf, vllm or auto")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted for sections (e.g. sample.steps=2); repeatable")
     p.add_argument("--only", default=None, metavar="STAGE[,STAGE]",
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["run_dir"] = args.run_dir
     if args.model:
         overrides["model"] = args.model
+    if args.engine:
+        overrides["engine"] = args.engine
     cfg = pipeline.load_config(args.config, overrides)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from genius.commands._common import engine_from_args
     from genius.sampling import SampleConfig, parse_shard, run_sample
 
-    overrides = {k: getattr(args, k) for k in [*CONFIG_FLAGS, *CHOICE_FLAGS, "end_markers"]}
+    overrides = {k: getattr(args, k) for k in [*CONFIG_FLAGS, *CHOICE_FLAGS, "end_markers", "engine"]}
     cfg = configlib.load(SampleConfig, args.config, overrides)  # validated: bad settings stop here
     shard = parse_shard(args.shard)
     queries = load_queries_from_args(args)
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
         if torch.cuda.is_available():
             args.device = f"cuda:{os.environ['LOCAL_RANK']}"
-    engine = engine_from_args(args, max_batch_size=cfg.batch_sequences)
+    engine = engine_from_args(args, cfg, max_batch_size=cfg.batch_sequences)
     stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard, progress=not args.no_progress)
     skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
     print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "

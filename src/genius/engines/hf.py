@@ -24,16 +24,24 @@ from tqdm import tqdm
 
 from genius.engines import cpu_kernels, lean
 from genius.engines.base import Completion, EngineStats, SamplingParams
+from genius.engines.memory import ModelShape, device_budget, plan_chunk
+from genius.engines.options import CPU_MEMORY_UTILIZATION, GPU_MEMORY_UTILIZATION
 from genius.engines.prefix_cache import PrefixStore, Segment
 from genius.errors import UserError
-from genius.models import context_length, load_model
+from genius.models import context_length, eos_token_ids, load_model
 
 
 class HFEngine:
+    name = "hf"
+
     def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 64,
                  logprob_chunk_tokens: int = 4096, compact_fraction: float = 0.125,
-                 use_lean: bool | None = None, progress: bool = False, prefix_cache_bytes: int = 1 << 30):
-        """``use_lean``: decode through the lean Llama path (default: when the model supports it).
+                 use_lean: bool | None = None, progress: bool = False, prefix_cache_bytes: int = 1 << 30,
+                 memory_utilization: float | None = None):
+        """``max_batch_size``: most sequences decoded at once; a call is cut into chunks of at
+        most that many, fewer where their KV cache would not fit ``memory_utilization`` of the
+        device's memory (``genius.engines.memory``; None: 0.9 on CUDA, 0.3 of the RAM on CPU).
+        ``use_lean``: decode through the lean Llama path (default: when the model supports it).
         ``progress``: a tqdm bar over the prompt chunks of each ``generate`` call.
         ``prefix_cache_bytes``: keys/values of recent sequences kept for prompts that extend them
         (``genius.engines.prefix_cache``; lean path only); 0 turns the reuse off."""
@@ -48,8 +56,11 @@ class HFEngine:
         self.progress = progress
         self.prefix_store = PrefixStore(prefix_cache_bytes) if self.use_lean and prefix_cache_bytes > 0 else None
         self.device = next(model.parameters()).device
+        if memory_utilization is None:
+            memory_utilization = GPU_MEMORY_UTILIZATION if self.device.type == "cuda" else CPU_MEMORY_UTILIZATION
+        self.memory_utilization = memory_utilization
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_token_ids(model.config, getattr(model, "generation_config", None), tokenizer)
         self.stats = EngineStats()
         self._token_text: dict[int, str] = {}
 
@@ -76,14 +87,10 @@ class HFEngine:
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
         if self.prefix_store is not None:
             self.prefix_store.check_weights(lean.weights_signature(self.model.parameters()))
-        # Longest first so that each chunk holds prompts of similar length (little padding).
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-        per_chunk = max(1, self.max_batch_size // params.n)
         results: list[list[Completion]] = [[] for _ in prompts]
         start = time.perf_counter()
-        chunks = range(0, len(order), per_chunk)
-        for c in tqdm(chunks, desc="generate", unit="batch", disable=not self.progress or len(chunks) < 2):
-            idx = order[c:c + per_chunk]
+        chunks = self._chunks(prompts, params)
+        for idx in tqdm(chunks, desc="generate", unit="batch", disable=not self.progress or len(chunks) < 2):
             # One random stream per (prompt, sample): what a prompt gets does not depend on the
             # other prompts of the call, the batch size or when other rows finish.
             rngs = [random.Random(f"{seed}:{i}:{j}") for i in idx for j in range(params.n)]
@@ -92,6 +99,31 @@ class HFEngine:
                 results[i] = outs[k * params.n:(k + 1) * params.n]
         self.stats.seconds += time.perf_counter() - start
         return results
+
+    def _chunks(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[int]]:
+        """Prompt indices per chunk: longest first (prompts of similar length, little padding),
+        at most ``max_batch_size`` rows, and no more prompts than fit the memory budget."""
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        per_chunk = max(1, self.max_batch_size // params.n)
+        shape = _shape(self.model)
+        budget = device_budget(str(self.device), self.memory_utilization)
+        new = min(params.max_new_tokens, self.max_context)
+        chunks, c = [], 0
+        while c < len(order):
+            take = per_chunk
+            if shape is not None:
+                plan = plan_chunk(shape, prompt_tokens=len(prompts[order[c]]), new_tokens=new, samples=params.n,
+                                  budget_bytes=budget)
+                if plan.prompts < 1:
+                    raise UserError(
+                        f"one prompt of {len(prompts[order[c]])} tokens with {params.n} sample(s) of up to {new} "
+                        f"tokens needs {plan.bytes_per_prompt / 2**30:.2f} GiB, and the engine may still use "
+                        f"{budget / 2**30:.2f} GiB (engine_options.gpu_memory_utilization "
+                        f"{self.memory_utilization} of the device): raise it, or lower the token budget")
+                take = min(take, plan.prompts)
+            chunks.append(order[c:c + take])
+            c += take
+        return chunks
 
     def _decoder(self) -> Any:
         return lean.LeanDecoder(self.model) if self.use_lean else _CacheDecoder(self.model)
@@ -320,15 +352,13 @@ class _CacheDecoder:
         self.attn = None
 
 
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in (gen_eos, getattr(model.config, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(v for v in value if isinstance(v, int))
-    return ids
+def _shape(model: Any) -> ModelShape | None:
+    """The model's shape for the memory plan; None for configs that do not name it (their
+    chunks are bounded by ``max_batch_size`` only)."""
+    try:
+        return ModelShape.from_config(model.config, next(model.parameters()).element_size())
+    except (AttributeError, TypeError):
+        return None
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, uniform: torch.Tensor | None,

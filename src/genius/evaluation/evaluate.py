@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from genius import config as config_io
 from genius.engines.base import Completion, Engine, SamplingParams
+from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
 from genius.evaluation.prompts import build_messages, get_preset
 from genius.evaluation.report import results_table
@@ -62,6 +63,12 @@ class EvalConfig:
     """Items per engine.generate call."""
     dtype: str = "auto"
     device: str = "auto"
+    engine: EngineName = "auto"
+    """Generation backend: hf (transformers), vllm, or auto (vllm where it is installed and a
+    GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
+    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
+    (genius.engines.options)."""
     trust_remote_code: bool = False
     """Allow model code from the model folder / hub (it runs foreign code)."""
 
@@ -97,17 +104,23 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None) -> di
     items = {t.name: _load_items(t, cfg) for t in tasks}
     out_dir.mkdir(parents=True, exist_ok=True)
     config_io.save(cfg, out_dir / "config.yaml")
-    if engine is None:
-        from genius.engines import make_engine
+    from genius.engines import close_engine, make_engine
 
-        engine = make_engine(cfg.model, dtype=cfg.dtype, device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    own = engine is None
+    if engine is None:
+        engine = make_engine(cfg.model, engine=cfg.engine, options=cfg.engine_options, dtype=cfg.dtype,
+                             device=cfg.device, trust_remote_code=cfg.trust_remote_code)
     results: dict[str, dict] = {}
-    for task in tasks:
-        results[task.name] = evaluate_task(task, items[task.name], engine, cfg, out_dir / task.name)
-        m = results[task.name]
-        print(f"{task.name}: accuracy {100 * m['accuracy']:.1f}% "
-              f"[{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
-              f"{m['n_no_answer']} without an answer, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")
+    try:
+        for task in tasks:
+            results[task.name] = evaluate_task(task, items[task.name], engine, cfg, out_dir / task.name)
+            m = results[task.name]
+            print(f"{task.name}: accuracy {100 * m['accuracy']:.1f}% "
+                  f"[{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
+                  f"{m['n_no_answer']} without an answer, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")
+    finally:
+        if own:
+            close_engine(engine)
     atomic_write_text(out_dir / "results.md", results_table(results, title=f"{cfg.model} ({cfg.preset})"))
     return results
 
@@ -161,7 +174,9 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
             bar.update(len(chunk))
     wanted = {it.id for it in items}
     records = [r for r in read_jsonl(samples_path) if r["id"] in wanted]
-    metrics = {"task": task.name, **task_metrics(records, cfg.samples)}
+    from genius.engines import engine_name
+
+    metrics = {"task": task.name, **task_metrics(records, cfg.samples), "engine": engine_name(engine)}
     write_json(task_dir / "metrics.json", metrics)
     return metrics
 

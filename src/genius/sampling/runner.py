@@ -27,6 +27,7 @@ from typing import BinaryIO
 from tqdm import tqdm
 
 from genius import config as configlib
+from genius.engines import engine_name
 from genius.engines.base import Engine
 from genius.errors import UserError
 from genius.io import JsonlAppender, dumps, read_json, read_yaml, truncate_torn_tail, write_json
@@ -131,7 +132,7 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
         "generated_tokens": tokens, "seconds": round(seconds, 3),
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
         "queries_per_min": 60 * len(todo) / seconds if seconds > 0 else 0.0,
-        "input": counts, "shard": list(shard) if shard else None, "complete": True,
+        "input": counts, "shard": list(shard) if shard else None, "engine": engine_name(engine), "complete": True,
     })
     write_json(run_dir / f"stats{suffix}.json", stats)
     if shard is not None and all_shards_complete(run_dir, shard[1]):
@@ -269,6 +270,7 @@ def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
     tokens = sum(s["generated_tokens"] for s in done)
     stats.update({"shards": n, "shards_merged": len(done), "generated_tokens": tokens, "seconds": seconds,
                   "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
-                  "input": done[0].get("input", {}) if done else {}, "complete": not missing})
+                  "input": done[0].get("input", {}) if done else {}, "complete": not missing,
+                  "engine": done[0].get("engine") if done else None})
     write_json(run_dir / "stats.json", stats)
     return stats

