@@ -30,8 +30,9 @@ class EngineOptions:
     a GPU, 0.3 on a CPU."""
     tensor_parallel_size: int = 1
     """vLLM: GPUs one model is split across (one process drives them all)."""
-    enforce_eager: bool = False
-    """vLLM: skip torch.compile and CUDA graphs (starts much faster, decodes slower on GPUs)."""
+    enforce_eager: bool | None = None
+    """vLLM: skip torch.compile and CUDA graphs (starts in seconds instead of minutes, decodes
+    slower on GPUs). None: eager on a CPU, compiled on a GPU."""
 
     def validate(self) -> None:
         if self.max_model_len < 2:
@@ -42,6 +43,9 @@ class EngineOptions:
         if self.tensor_parallel_size < 1:
             raise UserError("engine_options.tensor_parallel_size: expected an integer >= 1, "
                             f"got {self.tensor_parallel_size}")
+
+    def eager(self, device: str) -> bool:
+        return self.enforce_eager if self.enforce_eager is not None else not device.startswith("cuda")
 
     def memory_utilization(self, device: str) -> float:
         if self.gpu_memory_utilization is not None:

@@ -87,7 +87,7 @@ class VLLMEngine:
             llm = vllm.LLM(
                 model=source, tokenizer=source, dtype=str(torch_dtype).removeprefix("torch."),
                 max_model_len=max_model_len, tensor_parallel_size=options.tensor_parallel_size,
-                gpu_memory_utilization=utilization, enforce_eager=options.enforce_eager,
+                gpu_memory_utilization=utilization, enforce_eager=options.eager(device),
                 enable_prefix_caching=True, logprobs_mode="raw_logprobs", load_format="safetensors",
                 trust_remote_code=trust_remote_code, seed=0, disable_log_stats=True)
         except (RuntimeError, ValueError, MemoryError) as e:
