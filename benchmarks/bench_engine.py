@@ -9,6 +9,7 @@ bound, i.e. tokens/s x 2 x parameters FLOPs against a matmul rate measured in th
     python benchmarks/bench_engine.py                       # embedded model, CPU
     python benchmarks/bench_engine.py --device cuda --random-1b --dtype bf16
     python benchmarks/bench_engine.py --bf16-gap            # log-prob gap bf16 vs fp32
+    .venv-vllm/bin/python benchmarks/bench_engine.py --engine vllm   # + genius' vLLM engine (make install-vllm)
 
 On a machine shared with other jobs wall-clock numbers move from run to run; the CPU time of
 this process (printed beside, tokens per CPU-second) is steadier there, and with --threads 1
@@ -29,6 +30,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -66,6 +68,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--skip-hf", action="store_true", help="time only the genius engine")
     p.add_argument("--forward-path", action="store_true",
                    help="also time the engine's model.forward fallback (what non-Llama models use)")
+    p.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                   help="vllm: also time genius' vLLM engine on the same model folder, prompts and dtype (needs "
+                        "vLLM; not with --random-1b). Its engine runs in a process of its own, so its CPU time "
+                        "is not this process's: compare its wall-clock column")
     p.add_argument("--bf16-gap", action="store_true",
                    help="instead: mean |log-prob bf16 - fp32| on the same text with the model")
     return p.parse_args()
@@ -131,7 +137,7 @@ def time_hf_generate(model, prompts: list[list[int]], args: argparse.Namespace, 
     return seconds
 
 
-def time_engine(engine: HFEngine, prompts: list[list[int]], args: argparse.Namespace,
+def time_engine(engine: Any, prompts: list[list[int]], args: argparse.Namespace,
                 device: str) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process) of one ``engine.generate()`` of the batch."""
     params = SamplingParams(n=args.n, temperature=args.temperature, max_new_tokens=args.new_tokens, seed=0)
@@ -189,6 +195,18 @@ def main() -> int:
     fallback.eos_ids = set()
     rows = args.prompts * args.n
     tokens = rows * args.new_tokens
+    vllm_engine = None
+    if args.engine == "vllm":
+        if args.random_1b:
+            raise SystemExit("--engine vllm needs a model folder or spec, not --random-1b")
+        from genius.engines import EngineOptions
+        from genius.engines.vllm import VLLMEngine
+
+        t1 = time.perf_counter()
+        vllm_engine = VLLMEngine.from_spec(args.model, dtype=args.dtype, device=device, options=EngineOptions(
+            max_model_len=max(map(len, prompts)) + args.new_tokens + 8))
+        vllm_engine.eos_ids = set()  # EOS off, as for the other two
+        print(f"vLLM engine started in {time.perf_counter() - t1:.1f}s")
     print(f"{name}: {params / 1e6:.1f}M parameters, {dtype}, {device}, torch threads {torch.get_num_threads()}, "
           f"load average {os.getloadavg()[0]:.1f}, loaded in {load_s:.1f}s")
     print(f"batch {args.prompts} prompts x n={args.n} = {rows} sequences, prompt lengths "
@@ -199,6 +217,8 @@ def main() -> int:
     # second), so the warm-up there is a whole run; on CPU two tokens suffice.
     small = argparse.Namespace(**{**vars(args), "new_tokens": args.new_tokens if device.startswith("cuda") else 2})
     time_engine(engine, prompts, small, device)
+    if vllm_engine is not None:
+        time_engine(vllm_engine, prompts, small, device)
     if not args.skip_hf:
         time_hf_generate(model, prompts, small, tokenizer.pad_token_id, device)
     rate, cpu_rate = matmul_rate(dtype, device)
@@ -206,12 +226,16 @@ def main() -> int:
     times: dict[str, list[tuple[float, float]]] = {"hf generate()": [], "genius engine": []}
     if args.forward_path:
         times["genius engine (forward path)"] = []
+    if vllm_engine is not None:
+        times["genius vllm engine"] = []
     for _ in range(args.repeats):
         if not args.skip_hf:
             times["hf generate()"].append(time_hf_generate(model, prompts, args, tokenizer.pad_token_id, device))
         times["genius engine"].append(time_engine(engine, prompts, args, device))
         if args.forward_path:
             times["genius engine (forward path)"].append(time_engine(fallback, prompts, args, device))
+        if vllm_engine is not None:
+            times["genius vllm engine"].append(time_engine(vllm_engine, prompts, args, device))
     print(f"matmul rate {dtype}: {rate / 1e9:.1f} GFLOP/s, {cpu_rate / 1e9:.1f} GFLOP per CPU-second -> compute "
           f"bound {bound:.0f} tokens/s, {cpu_bound:.0f} per CPU-second (2 x {params / 1e6:.1f}M FLOPs per token)")
     speed, cpu_speed = {}, {}
@@ -226,6 +250,13 @@ def main() -> int:
     if "hf generate()" in speed:
         print(f"ratio genius engine / hf generate(): {speed['genius engine'] / speed['hf generate()']:.2f}x wall, "
               f"{cpu_speed['genius engine'] / cpu_speed['hf generate()']:.2f}x CPU time")
+    if vllm_engine is not None:
+        print(f"ratio genius vllm engine / genius engine (hf): "
+              f"{speed['genius vllm engine'] / speed['genius engine']:.2f}x wall")
+        if "hf generate()" in speed:
+            print(f"ratio genius vllm engine / hf generate(): "
+                  f"{speed['genius vllm engine'] / speed['hf generate()']:.2f}x wall")
+        vllm_engine.close()
     return 0
 
 

@@ -1,6 +1,7 @@
 """Foresight sampling throughput: the reference code's structure vs ``genius sample``, same engine.
 
     python benchmarks/bench_sampling.py [--queries 32] [--model smollm2-135m] [--batch-sequences 128,256]
+    .venv-vllm/bin/python benchmarks/bench_sampling.py --engine vllm     # + (b) on genius' vLLM engine
 
 (a) reference: a port of the structure of the public reference code (foresight_sampling_with_vllm.py):
     one query at a time; per step one engine call for the M*N candidate steps and one for their M*N
@@ -89,6 +90,12 @@ def main() -> None:
     ap.add_argument("--max-rollout-tokens", type=int, default=64)
     ap.add_argument("--batch-sequences", default="128,256",
                     help="sequences per engine call of (b); a comma list (64,128) times (b) once per value")
+    ap.add_argument("--engine", choices=["hf", "vllm"], default="hf",
+                    help="vllm: also time (b) on genius' vLLM engine (same model, dtype, queries and config) at "
+                         "every --batch-sequences value and at --vllm-batch-sequences")
+    ap.add_argument("--vllm-batch-sequences", type=int, default=1024,
+                    help="one more (b) run on vLLM with this many sequences per call (vLLM takes a call whole)")
+    ap.add_argument("--skip-reference", action="store_true", help="leave (a) out; ratios are then to the first row")
     ap.add_argument("--reference-prefix-cache", action="store_true",
                     help="also time (a) with the engine's prefix cache on (the reference code runs vLLM without "
                          "prefix caching, and re-tokenises its prompts from text, so (a) keeps it off)")
@@ -108,27 +115,44 @@ def main() -> None:
     def engine(**kwargs):  # a fresh engine (empty prefix cache) over the one loaded model
         return HFEngine(loaded.model, loaded.tokenizer, **kwargs)
 
-    reference = engine(prefix_cache_bytes=0)
-    ref_s, ref_tok = timed(reference, lambda: [reference_query(reference, cfg, q) for q in queries])
-    rows = [("(a) reference structure", ref_s, ref_tok)]
+    rows = []
+    if not args.skip_reference:
+        reference = engine(prefix_cache_bytes=0)
+        ref_s, ref_tok = timed(reference, lambda: [reference_query(reference, cfg, q) for q in queries])
+        rows.append(("(a) reference structure", ref_s, ref_tok))
     if args.reference_prefix_cache:
         cached = engine()
         s, tok = timed(cached, lambda: [reference_query(cached, cfg, q) for q in queries])
         rows.append(("(a) + our prefix cache", s, tok))
-    for budget in budgets:
-        ours, eng = dataclasses.replace(cfg, batch_sequences=budget), engine(max_batch_size=budget)
+    vllm = None
+    if args.engine == "vllm":
+        from genius.engines import EngineOptions
+        from genius.engines.vllm import VLLMEngine
+
+        vllm = VLLMEngine.from_spec(args.model, dtype=args.dtype, device="cpu", options=EngineOptions(
+            max_model_len=2048))
+        vllm.generate([chat_prompt_ids(vllm.tokenizer, queries[0].messages)], SamplingParams(max_new_tokens=4))
+    runs = [("hf", budget) for budget in budgets]
+    if vllm is not None:
+        runs += [("vllm", budget) for budget in [*budgets, args.vllm_batch_sequences] if budget]
+    for name, budget in runs:
+        ours = dataclasses.replace(cfg, batch_sequences=budget)
+        eng = engine(max_batch_size=budget) if name == "hf" else vllm
         with tempfile.TemporaryDirectory() as tmp:
             ours_s, ours_tok = timed(eng, lambda: run_sample(ours, queries, Path(tmp), eng, progress=False))
             stats = json.loads((Path(tmp) / "stats.json").read_text())
-        rows.append((f"(b) genius sample, {budget} seq", ours_s, ours_tok))
+        rows.append((f"(b) genius sample, {name}, {budget} seq", ours_s, ours_tok))
+    if vllm is not None:
+        vllm.close()
+    ref_s = rows[0][1]
 
     n = len(queries)
     print(f"{n} queries, M=2 N=4 K=4, steps <= {cfg.max_step_tokens} tok, rollouts <= {cfg.max_rollout_tokens} tok, "
           f"{args.model} {args.dtype} on cpu, {torch.get_num_threads()} torch threads, "
           f"load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"{'':32s} {'seconds':>9s} {'queries/min':>12s} {'gen tokens':>11s} {'tokens/s':>9s} {'x queries/min':>14s}")
+    print(f"{'':36s} {'seconds':>9s} {'queries/min':>12s} {'gen tokens':>11s} {'tokens/s':>9s} {'x queries/min':>14s}")
     for name, s, tok in rows:
-        print(f"{name:32s} {s:9.1f} {60 * n / s:12.2f} {tok:11d} {tok / s:9.1f} {ref_s / s:13.2f}x")
+        print(f"{name:36s} {s:9.1f} {60 * n / s:12.2f} {tok:11d} {tok / s:9.1f} {ref_s / s:13.2f}x")
     print(f"(b) ended {stats['queries_ended_early']}/{n} queries early, {stats['pairs']} pairs")
 
 

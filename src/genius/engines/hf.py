@@ -13,6 +13,7 @@ sampler and the fp32 decode step's non-matmul work run in C (``genius.engines.cp
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import time
@@ -324,12 +325,14 @@ class _CacheDecoder:
         self.model = model
         self.cache = DynamicCache(config=model.config)  # filled in place by every forward
         self.attn: torch.Tensor | None = None
+        # transformers 5.20 renamed past_key_values to cache (5.19 is what vLLM's CPU build admits).
+        self.cache_kwarg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor,
                 repeat: int, total_length: int, past: Any = None) -> torch.Tensor:
         assert past is None, "this decoder keeps no keys/values across calls"
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                         cache=self.cache, use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **{self.cache_kwarg: self.cache})
         if repeat > 1:
             self.cache.batch_repeat_interleave(repeat)
         self.attn = attention_mask.repeat_interleave(repeat, 0) if repeat > 1 else attention_mask
@@ -339,7 +342,7 @@ class _CacheDecoder:
         assert self.attn is not None
         self.attn = torch.cat([self.attn, self.attn.new_ones(self.attn.shape[0], 1)], dim=1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.attn, position_ids=positions[:, None],
-                         cache=self.cache, use_cache=True)
+                         use_cache=True, **{self.cache_kwarg: self.cache})
         return out.logits[:, -1].float()
 
     def select(self, rows: torch.Tensor) -> None:

@@ -12,7 +12,8 @@ What is pinned so that completions mean exactly what ``genius.engines.base`` say
 - every (prompt, sample) is its own request with its own seed, derived from the call's seed as
   the hf engine derives its random streams, so what a prompt gets does not depend on the other
   prompts of the call; the requests of one prompt share its prefill through prefix caching;
-- EOS ids are the hf engine's (generation config, model config and tokenizer);
+- EOS ids are the hf engine's (generation config, model config and tokenizer); emptied (as the
+  benchmarks do) they turn EOS off, as in the hf engine;
 - ``max_model_len`` comes from ``EngineOptions``, never vLLM's default of the model's window.
 Each ``generate`` call hands vLLM all its prompts at once: vLLM schedules them itself.
 """
@@ -37,6 +38,7 @@ INSTALL_HINT = ('vLLM is not installed: pip install "genius[vllm]" (CUDA), or ma
 def _import_vllm() -> Any:
     try:
         import vllm
+        import vllm.inputs  # TokensPrompt; a submodule that ``import vllm`` does not load by itself
     except ImportError:
         raise UserError(INSTALL_HINT) from None
     return vllm
@@ -73,7 +75,8 @@ class VLLMEngine:
         config, generation = model_config(spec, trust_remote_code=trust_remote_code)
         _check_architecture(vllm, config, spec)
         device = pick_device(device)
-        _select_gpu(device)
+        if options.tensor_parallel_size == 1:
+            _select_gpu(device)
         if device == "cpu":
             # vLLM's CPU backend keeps cores for its front-end by default; a small machine would
             # be left with one worker thread.
@@ -131,7 +134,8 @@ class VLLMEngine:
                 per_request.append(self._vllm.SamplingParams(
                     n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=room,
                     stop=list(params.stop) or None, include_stop_str_in_output=True,
-                    stop_token_ids=sorted(self.eos_ids), seed=request_seed(seed, i, j), logprobs=0))
+                    stop_token_ids=sorted(self.eos_ids), ignore_eos=not self.eos_ids,
+                    seed=request_seed(seed, i, j), logprobs=0))
         start = time.perf_counter()
         outputs = self.llm.generate(requests, per_request, use_tqdm=self.progress)
         self.stats.seconds += time.perf_counter() - start
@@ -212,7 +216,8 @@ def _check_architecture(vllm: Any, config: Any, spec: str) -> None:
 
 def _select_gpu(device: str) -> None:
     """vLLM takes the first visible GPU: ``cuda:K`` makes K the visible one, before vLLM starts
-    its workers (they read the variable when they start)."""
+    its workers (they read the variable when they start). Not with tensor parallelism, where
+    vLLM takes the first ``tensor_parallel_size`` visible GPUs."""
     if not device.startswith("cuda:"):
         return
     index = device.split(":", 1)[1]
