@@ -208,3 +208,45 @@ def test_genius_eval_with_vllm_writes_valid_files_and_resumes_after_kill(embedde
     assert len(records) == 4 and len({r["id"] for r in records}) == 4
     metrics = json.loads((out / "synthetic" / "metrics.json").read_text())
     assert metrics["engine"] == "vllm" and metrics["n"] == 4 and 0 <= metrics["accuracy"] <= 1
+
+
+def test_out_of_memory_at_start_up_is_one_line_with_the_setting(embedded_model_dir):
+    """0.05 of the RAM does not hold the weights and a KV cache: vLLM's worker fails, and the
+    user gets one line naming the two settings."""
+    from genius.engines import make_engine
+    from genius.errors import UserError
+
+    with pytest.raises(UserError) as info:
+        make_engine(str(embedded_model_dir), engine="vllm", dtype="fp32", device="cpu",
+                    options=EngineOptions(max_model_len=1024, gpu_memory_utilization=0.05))
+    line = str(info.value)
+    assert "\n" not in line and "engine_options.gpu_memory_utilization (now 0.05)" in line
+    assert "engine_options.max_model_len (now 1024)" in line
+
+
+def test_genius_run_with_vllm_frees_it_for_training_and_starts_it_again(embedded_model_dir, tmp_path, capsys):
+    """Base evaluation and sampling on one vLLM engine, closed before training (the trainer
+    loads its own copy), a new one on the trained checkpoint for the last evaluation."""
+    import yaml
+
+    from genius.cli import main
+    from genius.io import read_json, read_jsonl
+
+    cfg = {"model": str(embedded_model_dir), "run_dir": str(tmp_path / "run"), "dtype": "fp32", "device": "cpu",
+           "engine": "vllm", "engine_options": OPTIONS,
+           "queries": {"source": "synthetic", "count": 2, "kinds": ["arith1"]},
+           "sample": {"beams": 2, "candidates": 2, "steps": 2, "max_step_tokens": 24, "max_rollout_tokens": 32,
+                      "batch_sequences": 16},
+           "train": {"loss": "aco", "lr": 1e-5, "max_steps": 1, "per_device_batch_size": 2, "max_length": 256,
+                     "save_every": 0, "cpu": True},
+           "eval": {"tasks": ["synthetic"], "limit": 4, "max_new_tokens": 48, "batch_size": 4}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(path)]) == 0
+    run = tmp_path / "run"
+    assert capsys.readouterr().err.count("engine: vllm") == 2  # one start for the base model, one for the trained
+    assert read_json(run / "round1" / "sample" / "stats.json")["engine"] == "vllm"
+    for folder in (run / "eval" / "base", run / "round1" / "eval"):
+        assert read_json(folder / "synthetic" / "metrics.json")["engine"] == "vllm"
+        assert len(read_jsonl(folder / "synthetic" / "samples.jsonl")) == 4
+    assert read_jsonl(run / "round1" / "train" / "train_log.jsonl")

@@ -86,16 +86,24 @@ class VLLMEngine:
         max_model_len = min(options.max_model_len, window)
         utilization = options.memory_utilization(device)
         torch_dtype = pick_dtype(device, dtype)
+        extra = {}
+        if device == "cpu":
+            # A prompt prefilled in pieces has its sampled token thrown away and its seeded
+            # generator rewound, which CPU generators cannot do: vLLM 0.32's CPU worker dies with
+            # "CPU Generator does not use offset" once a call's prompts pass its token budget
+            # (seen at 512 sequences per call). Whole prefills avoid it.
+            extra["enable_chunked_prefill"] = False
         try:
             llm = vllm.LLM(
                 model=source, tokenizer=source, dtype=str(torch_dtype).removeprefix("torch."),
                 max_model_len=max_model_len, tensor_parallel_size=options.tensor_parallel_size,
                 gpu_memory_utilization=utilization, enforce_eager=options.eager(device),
                 enable_prefix_caching=True, logprobs_mode="raw_logprobs", load_format="safetensors",
-                trust_remote_code=trust_remote_code, seed=0, disable_log_stats=True)
+                trust_remote_code=trust_remote_code, seed=0, disable_log_stats=True, **extra)
         except (RuntimeError, ValueError, MemoryError) as e:
             raise UserError(_startup_error(spec, e, max_model_len, utilization)) from None
-        return cls(llm, tokenizer, max_model_len=max_model_len, eos_ids=eos_token_ids(config, generation, tokenizer), progress=progress)
+        eos = eos_token_ids(config, generation, tokenizer)
+        return cls(llm, tokenizer, max_model_len=max_model_len, eos_ids=eos, progress=progress)
 
     @property
     def max_context(self) -> int:

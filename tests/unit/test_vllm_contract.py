@@ -1,0 +1,48 @@
+"""The vLLM engine's pure parts, without vLLM: finish reasons, request seeds, the architecture
+check and the start-up error lines (the engine itself is tested on vLLM in tests/vllm)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from genius.engines.vllm import _check_architecture, _finish_reason, _startup_error, request_seed
+from genius.errors import UserError
+
+
+def test_finish_reasons():
+    eos = {2, 7}
+    assert _finish_reason("length", None, [5, 6], eos) == "length"
+    assert _finish_reason("stop", "\n", [5, 6], eos) == "stop"
+    assert _finish_reason("stop", None, [5, 7], eos) == "eos"
+    with pytest.raises(RuntimeError, match="abort"):
+        _finish_reason("abort", None, [5], eos)
+    with pytest.raises(RuntimeError):  # "stop" without a stop string nor an EOS at the end
+        _finish_reason("stop", None, [5, 6], eos)
+
+
+def test_request_seeds_are_the_hf_streams_keys():
+    import random
+
+    assert request_seed(3, 1, 2) == random.Random("3:1:2").getrandbits(63)
+    seeds = {request_seed(0, i, j) for i in range(50) for j in range(8)}
+    assert len(seeds) == 400 and all(0 <= s < 2**63 for s in seeds)
+    assert request_seed(1, 0, 0) != request_seed(0, 0, 0)
+
+
+def test_an_architecture_vllm_does_not_serve_is_refused():
+    vllm = SimpleNamespace(ModelRegistry=SimpleNamespace(get_supported_archs=lambda: {"LlamaForCausalLM"}))
+    _check_architecture(vllm, SimpleNamespace(architectures=["LlamaForCausalLM"]), "m")
+    with pytest.raises(UserError, match="does not serve the architecture FancyLM; use --engine hf"):
+        _check_architecture(vllm, SimpleNamespace(architectures=["FancyLM"]), "m")
+
+
+def test_startup_errors_name_the_settings_to_change():
+    oom = RuntimeError("Worker failed with error 'Available memory on node 0 (7.77/9.96 GiB) on kv cache allocation "
+                       "is less than requested memory'\nmore lines")
+    line = _startup_error("m", oom, 4096, 0.3)
+    assert "\n" not in line and "ran out of memory" in line
+    assert "engine_options.max_model_len (now 4096)" in line and "gpu_memory_utilization (now 0.3)" in line
+    other = _startup_error("m", RuntimeError("Engine core initialization failed."), 4096, 0.9)
+    assert "could not start m" in other and "--engine hf" in other
