@@ -30,9 +30,9 @@ QUESTIONS = ["What is 12 + 7?", "Name a prime number larger than 10.", "Is 15 di
 # vLLM on CPU counts this share of the NUMA node's RAM (~10 GiB here) for weights and KV cache; 0.3
 # leaves room for the module's engine and a CLI run's at once.
 OPTIONS = {"max_model_len": 1024, "gpu_memory_utilization": 0.3}
-LOGPROB_ATOL = 2e-3
-"""fp32 on CPU: vLLM's kernels and transformers' add in other orders; measured max |diff| is
-reported by the tests' assertion messages."""
+LOGPROB_ATOL = 5e-4
+"""fp32 on CPU: vLLM's kernels and transformers' add in other orders. Measured on 337 sampled
+tokens (8 prompts x 2 samples): max |sampled - hf teacher-forced| 4.6e-5, mean 1.3e-5."""
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +121,21 @@ def test_n_samples_and_seeds(vllm_engine, prompts):
     assert ids != [[c.token_ids for c in comps] for comps in other], "another seed, same samples"
     assert ids[0] == [c.token_ids for c in alone[0]], "a prompt's samples depend on the other prompts of the call"
     assert len({tuple(t) for t in ids[0]}) > 1, "the n samples of a prompt are all the same"
+
+
+def test_a_seeded_call_larger_than_one_scheduler_step(vllm_engine, prompts):
+    """128 requests of ~40 prompt tokens pass vLLM's 4096-token step budget, so some prompts wait
+    for later steps (chunked prefill made vLLM 0.32's CPU worker die rewinding their seeded
+    generators); the call is still complete and reproducible."""
+    many = [prompts[i % len(prompts)] for i in range(16)]
+    params = SamplingParams(n=8, temperature=1.0, max_new_tokens=4, seed=5)
+    assert sum(len(p) for p in many) * params.n > 4096
+    out = vllm_engine.generate(many, params)
+    assert [len(r) for r in out] == [8] * 16 and all(len(c.token_ids) == 4 for r in out for c in r)
+    again = vllm_engine.generate(many, params)
+    assert [[c.token_ids for c in r] for r in again] == [[c.token_ids for c in r] for r in out]
+    # The same prompt at another index of the call has streams of its own.
+    assert [c.token_ids for c in out[8]] != [c.token_ids for c in out[0]]
 
 
 def test_prompt_longer_than_max_model_len_is_one_clear_error(vllm_engine, prompts):
