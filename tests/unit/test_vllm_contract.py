@@ -1,5 +1,5 @@
 """The vLLM engine's pure parts, without vLLM: finish reasons, request seeds, the architecture
-check and the start-up error lines (the engine itself is tested on vLLM in tests/vllm)."""
+check and the start-up error lines (the engine itself is tested on vLLM in tests/vllm_engine; a folder named vllm would shadow the package)."""
 
 from __future__ import annotations
 
