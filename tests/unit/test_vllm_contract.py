@@ -1,5 +1,6 @@
 """The vLLM engine's pure parts, without vLLM: finish reasons, request seeds, the architecture
-check and the start-up error lines (the engine itself is tested on vLLM in tests/vllm_engine; a folder named vllm would shadow the package)."""
+check and the start-up error lines. The engine itself is tested on vLLM in tests/vllm_engine
+(not tests/vllm: that folder would be importable as a package named vllm)."""
 
 from __future__ import annotations
 
