@@ -153,18 +153,23 @@ def resolve(spec: str) -> str:
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
-    """One quick connection attempt, so that an offline machine fails in seconds, not after
-    huggingface_hub's minute of retries."""
-    import socket
-
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    """One quick request to the hub's endpoint through huggingface_hub's own HTTP session, so
+    that an offline machine fails in seconds, not after huggingface_hub's minute of retries.
+    Going through that session honours what the hub library honours: ``HF_ENDPOINT``, the
+    proxy variables (``HTTPS_PROXY``, ...) and ``HF_HUB_OFFLINE``. Any HTTP answer counts as
+    reachable (a proxy or mirror may refuse a bare HEAD)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("0", "", "false", "no", "off"):
         return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
-    host, _, port = endpoint.partition(":")
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT") or constants.ENDPOINT
     try:
-        socket.create_connection((host, int(port or 443)), timeout=timeout).close()
+        get_session().head(endpoint, timeout=timeout)
         return True
-    except OSError:
+    except Exception:  # noqa: BLE001 - every transport error of the HTTP client means "not reachable"
         return False
 
 

@@ -105,3 +105,33 @@ def test_chat_prompt_has_no_double_bos() -> None:
 def test_embedded_models_are_listed() -> None:
     rows = models.list_models()
     assert [r["name"] for r in rows] == ["smollm2-135m"]
+
+
+def test_hub_probe_goes_through_huggingface_hubs_session(monkeypatch):
+    """The probe asks huggingface_hub's HTTP session (proxies, HF_ENDPOINT) and honours
+    HF_HUB_OFFLINE before any request."""
+    import huggingface_hub.utils
+
+    from genius.models import hub_reachable
+
+    asked: list[str] = []
+
+    class Session:
+        def __init__(self, fail: bool):
+            self.fail = fail
+
+        def head(self, url, timeout):
+            asked.append(url)
+            if self.fail:
+                raise ConnectionError("no route")
+            return object()
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: Session(False))
+    assert hub_reachable() is False and asked == []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://mirror.example")
+    assert hub_reachable() is True and asked == ["https://mirror.example"]
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: Session(True))
+    assert hub_reachable() is False
