@@ -28,6 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, metavar="STAGE[,STAGE]",
                    help="run only these stages (names as printed, e.g. round1-train)")
     p.add_argument("--force", action="store_true", help="go on in a run_dir that was started with other settings")
+    p.add_argument("--plan", action="store_true",
+                   help="dry run: print every stage's model, engine, processes, batch, memory per GPU, tokens and "
+                        "time (genius.plan), load no weights, write nothing; exit 2 when a stage does not fit")
+    p.add_argument("--gpus", type=int, default=8, help="--plan: GPUs of the run (default 8)")
+    p.add_argument("--gpu-gib", type=float, default=79.0,
+                   help="--plan: memory of one GPU in GiB (default 79: what torch reports on an 80 GB A100/H100)")
+    p.add_argument("--distributed", choices=["ddp", "zero2", "zero3", "fsdp"], default="zero3",
+                   help="--plan: how training shards weights, gradients and optimizer state (default zero3)")
+    p.add_argument("--tokens-per-s", type=float, default=None,
+                   help="--plan: generated tokens per second of one engine, for the time column")
 
 
 def parse_sets(items: list[str]) -> dict:
@@ -58,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if args.engine:
         overrides["engine"] = args.engine
     cfg = pipeline.load_config(args.config, overrides)
+    if args.plan:
+        return _plan(cfg, args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)
     print()
@@ -68,4 +80,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     base, trained = report.final_points(report.eval_points(run_dir))
     print(report.accuracy_table(base, trained))
+    return 0
+
+
+def _plan(cfg, args: argparse.Namespace) -> int:
+    from genius.errors import UserError
+    from genius.plan import format_plan, plan_run
+
+    plans = plan_run(cfg, gpus=args.gpus, gpu_gib=args.gpu_gib, mode=args.distributed)
+    print(f"plan of {args.config or 'the demo preset'}: {args.gpus} GPU(s) of {args.gpu_gib:g} GiB, "
+          f"training as {args.distributed}")
+    print(format_plan(plans, args.tokens_per_s))
+    short = [p.name for p in plans if not p.fits]
+    if short:
+        raise UserError(f"--plan: stage(s) {', '.join(short)} do not fit {args.gpu_gib:g} GiB per GPU (see above): "
+                        "lower the batch or max_model_len, use more GPUs or another --distributed mode")
     return 0
