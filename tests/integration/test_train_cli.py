@@ -211,3 +211,26 @@ def test_embedded_model_reward_margin_rises(embedded_model_dir, tmp_path):
     assert log[2]["reward_margin"] > 0.01 and log[2]["loss"] < log[0]["loss"]
     model, _ = load_model(str(final), dtype="fp32", device="cpu")
     assert type(model).__name__ == "LlamaForCausalLM"
+
+
+def test_saved_models_are_bf16_under_bf16_autocast_and_as_trained_otherwise(tiny_model_dir, pairs, tmp_path):
+    """fp32 weights with bf16 mixed precision (the paper presets) save bf16 folders that
+    transformers loads as bf16; the resume state keeps fp32; fp32 without autocast stays fp32."""
+    import json
+
+    from genius.models import load_model
+
+    out = tmp_path / "bf16"
+    final = run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=2, save_every=1, keep_checkpoints=0,
+                             mixed_precision="bf16"), out)
+    for folder in (Path(final), out / "checkpoint-1" / "model"):
+        assert {t.dtype for t in weights(folder).values()} == {torch.bfloat16}
+        assert json.loads((folder / "config.json").read_text())["dtype"] == "bfloat16"
+    model, _ = load_model(str(final), dtype="bf16", device="cpu")
+    assert next(model.parameters()).dtype == torch.bfloat16
+    from safetensors.torch import load_file
+
+    resume = load_file(out / "checkpoint-1" / "state" / "model.safetensors")
+    assert {t.dtype for t in resume.values()} == {torch.float32}
+    plain = run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=1), tmp_path / "fp32")
+    assert {t.dtype for t in weights(Path(plain)).values()} == {torch.float32}

@@ -111,9 +111,23 @@ def merged_lora_state_dict(peft_model: Any) -> tuple[Any, dict[str, Any]]:
     return base, state
 
 
-def save_hf(accelerator: Any, model: Any, tokenizer: Any, folder: Path) -> None:
-    """The model as a plain HF folder (LoRA merged in), loadable by every command. All processes
-    must call it (ZeRO-3/FSDP gather the full weights for it)."""
+def save_dtype(cfg: TrainConfig) -> Any:
+    """The dtype of saved model folders (``TrainConfig.save_dtype``)."""
+    import torch
+
+    if cfg.save_dtype != "auto":
+        return pick_dtype("cpu", cfg.save_dtype)
+    if cfg.dtype == "bf16" or cfg.mixed_precision == "bf16":
+        return torch.bfloat16
+    if cfg.dtype == "fp16":
+        return torch.float16
+    return None  # the weights' own dtype
+
+
+def save_hf(accelerator: Any, model: Any, tokenizer: Any, folder: Path, dtype: Any = None) -> None:
+    """The model as a plain HF folder (LoRA merged in), loadable by every command and by vLLM,
+    its floating weights in ``dtype`` (None: as trained). All processes must call it (ZeRO-3/FSDP
+    gather the full weights for it)."""
     unwrapped = accelerator.unwrap_model(model)
     if hasattr(unwrapped, "get_base_model"):
         # peft: merged on the main process from its own (unsharded) copy.
@@ -122,18 +136,25 @@ def save_hf(accelerator: Any, model: Any, tokenizer: Any, folder: Path) -> None:
     else:
         net, state = unwrapped, accelerator.get_state_dict(model)
     if accelerator.is_main_process:
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         net.config.use_cache = True  # generation wants the KV cache; training turned it off
         net.save_pretrained(folder, state_dict=state, safe_serialization=True)
         net.config.use_cache = False
+        if dtype is not None:
+            # save_pretrained writes the dtype of the model in memory; say what the file holds.
+            config = read_json(folder / "config.json")
+            config["dtype"] = str(dtype).removeprefix("torch.")
+            write_json(folder / "config.json", config)
         tokenizer.save_pretrained(folder)
 
 
 def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, step: int,
-                    trainer_state: dict[str, Any], keep: int) -> Path:
+                    trainer_state: dict[str, Any], keep: int, dtype: Any = None) -> Path:
     path = out_dir / f"checkpoint-{step}"
     tmp = _fresh_tmp(accelerator, path)
     accelerator.save_state(str(tmp / "state"))
-    save_hf(accelerator, model, tokenizer, tmp / "model")
+    save_hf(accelerator, model, tokenizer, tmp / "model", dtype)
     if accelerator.is_main_process:
         write_json(tmp / "trainer_state.json", trainer_state)
     _commit(accelerator, tmp, path)
@@ -143,10 +164,11 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path,
     return path
 
 
-def save_final(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, summary: dict[str, Any]) -> Path:
+def save_final(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path, summary: dict[str, Any],
+               dtype: Any = None) -> Path:
     path = out_dir / "final"
     tmp = _fresh_tmp(accelerator, path)
-    save_hf(accelerator, model, tokenizer, tmp)
+    save_hf(accelerator, model, tokenizer, tmp, dtype)
     if accelerator.is_main_process:
         write_json(tmp / "genius_train_summary.json", summary)
     _commit(accelerator, tmp, path)

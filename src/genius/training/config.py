@@ -85,6 +85,13 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """accelerate autocast for the forward pass."""
     gradient_checkpointing: bool = False
+    save_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """dtype of the saved model folders (checkpoint-*/model, final): auto = bf16 when the weights
+    or mixed_precision are bf16 (an 8B model is 16 GB instead of 32, and vLLM would serve an fp32
+    folder in fp16), else the weights' dtype. The resume state keeps full precision."""
+    process_group_timeout_minutes: int = 180
+    """How long processes wait for each other in a collective (torch's default is 10 minutes; a
+    reference pass over 25K pairs on rank 0's share alone can take longer)."""
     lora: LoraSettings | None = None
     """LoRA through peft; omit for a full fine-tune."""
     save_every: int = 100
@@ -118,7 +125,8 @@ class TrainConfig:
         get_loss(self.loss)
         positive = {"beta": self.beta, "alpha": self.alpha, "simpo_beta": self.simpo_beta, "lr": self.lr,
                     "per_device_batch_size": self.per_device_batch_size, "grad_accum": self.grad_accum,
-                    "max_length": self.max_length, "epochs": self.epochs, "log_every": self.log_every}
+                    "max_length": self.max_length, "epochs": self.epochs, "log_every": self.log_every,
+                    "process_group_timeout_minutes": self.process_group_timeout_minutes}
         for key, value in positive.items():
             if not value > 0:
                 raise UserError(f"train config: '{key}' must be > 0, got {value}")

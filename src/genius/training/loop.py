@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import time
+from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ from genius.training.data import BatchList, Example, batch_order, collate, forwa
 from genius.training.losses import LossOutput, LossParams, LossSpec, PairLogps, get_loss
 
 # Settings a resumed run may change: they do not alter what is computed.
-RESUME_MAY_CHANGE = ("save_every", "keep_checkpoints", "log_every", "trackers", "reference_cache_dir", "cpu")
+RESUME_MAY_CHANGE = ("save_every", "keep_checkpoints", "log_every", "trackers", "reference_cache_dir", "cpu",
+                     "save_dtype", "process_group_timeout_minutes")
 
 
 def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
@@ -84,6 +86,7 @@ class StepStats:
 
 def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
     from accelerate import Accelerator, DistributedType, PartialState
+    from accelerate.utils import InitProcessGroupKwargs
     from accelerate.state import AcceleratorState, GradientState
 
     # A second run in the same process (tests, pipelines) must not inherit the first one's settings.
@@ -92,9 +95,12 @@ def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
     for name in cfg.trackers:
         if importlib.util.find_spec(name) is None:
             raise UserError(f"tracker '{name}' needs the package {name}: pip install {name}")
-    grad_accum = cfg.grad_accum_for(PartialState(cpu=cfg.cpu).num_processes)
+    # The process group starts with the first PartialState: its timeout is set there.
+    timeout = timedelta(minutes=cfg.process_group_timeout_minutes)
+    grad_accum = cfg.grad_accum_for(PartialState(cpu=cfg.cpu, timeout=timeout).num_processes)
     accelerator = Accelerator(gradient_accumulation_steps=grad_accum, mixed_precision=cfg.mixed_precision,
-                              cpu=cfg.cpu, log_with=list(cfg.trackers) or None, project_dir=str(out_dir))
+                              cpu=cfg.cpu, log_with=list(cfg.trackers) or None, project_dir=str(out_dir),
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=timeout)])
     plugin = accelerator.state.deepspeed_plugin
     if plugin is not None:
         # The train config is the one source of the batch geometry: on a mismatch accelerate would
@@ -300,7 +306,7 @@ def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
             if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
                 ckpt.save_checkpoint(accelerator, model, tokenizer, out_dir, step, {
                     "step": step, "epoch": epoch, "batches_done": batches_done, "pairs_seen": pairs_seen,
-                    "seconds": time.perf_counter() - t0}, cfg.keep_checkpoints)
+                    "seconds": time.perf_counter() - t0}, cfg.keep_checkpoints, ckpt.save_dtype(cfg))
             if step >= total_steps:
                 break
         if step < total_steps:  # the epoch's batches ran out
@@ -309,7 +315,8 @@ def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
     seconds = time.perf_counter() - t0
     summary = _summary(cfg, history, stats.summary(), step, pairs_seen, seconds)
     final = ckpt.save_final(accelerator, model, tokenizer, out_dir, {"summary": summary, "data": vars(stats),
-                                                                      "steps": step, "pairs_seen": pairs_seen})
+                                                                      "steps": step, "pairs_seen": pairs_seen},
+                            ckpt.save_dtype(cfg))
     if log is not None:
         log.close()
     accelerator.end_training()
