@@ -27,7 +27,7 @@ from genius.errors import UserError
 
 SPEC_FORMS = (
     "an embedded model name (smollm2-135m), a local HF model folder (with config.json), "
-    "or a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct (online only)"
+    "or a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, pinned as ID@REVISION if you like (online only)"
 )
 COMPLETE_MARKER = ".genius-complete.json"
 
@@ -136,8 +136,29 @@ def convert_embedded(model: EmbeddedModel, *, force: bool = False) -> Path:
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def hub_revision(spec: str) -> tuple[str, str | None]:
+    """``owner/name@revision`` -> (``owner/name``, revision): a hub model or dataset pinned to a
+    commit, tag or branch. Anything else (no ``@``, a local path) -> (spec, None)."""
+    name, sep, revision = spec.rpartition("@")
+    if sep and revision and _HUB_ID.match(name) and not Path(spec).expanduser().exists():
+        return name, revision
+    return spec, None
+
+
+def pretrained_source(spec: str) -> tuple[str, dict[str, Any]]:
+    """What ``from_pretrained`` of a spec needs: the folder or hub id, and its keyword arguments
+    (the pinned revision; only the local HF cache when the hub is unreachable)."""
+    source = resolve(spec)
+    kwargs = _hub_kwargs(source)
+    revision = hub_revision(spec)[1]
+    if revision is not None:
+        kwargs["revision"] = revision
+    return source, kwargs
+
+
 def resolve(spec: str) -> str:
-    """Model spec -> a local folder path (str) or a hub id that from_pretrained accepts."""
+    """Model spec -> a local folder path (str) or a hub id that from_pretrained accepts (without
+    the ``@revision`` of a pinned spec: ``pretrained_source`` carries it)."""
     if spec in EMBEDDED:
         return str(convert_embedded(EMBEDDED[spec]))
     path = Path(spec).expanduser()
@@ -147,8 +168,9 @@ def resolve(spec: str) -> str:
         return str(path)
     if path.exists():
         raise UserError(f"model spec '{spec}' is a file, expected {SPEC_FORMS}")
-    if _HUB_ID.match(spec) and not spec.startswith((".", "/", "~")):
-        return spec
+    name = hub_revision(spec)[0]
+    if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
+        return name
     raise UserError(f"unknown model spec '{spec}': expected {SPEC_FORMS}")
 
 
@@ -227,9 +249,9 @@ def pick_device(device: str = "auto") -> str:
 def load_tokenizer(spec: str, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    source = resolve(spec)
+    source, hub = pretrained_source(spec)
     try:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **_hub_kwargs(source))
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
     except OSError:
         if Path(source).is_dir():
             raise UserError(f"{source}: no tokenizer files found in the model folder") from None
@@ -247,12 +269,10 @@ def load_model(spec: str, *, dtype: str = "auto", device: str = "auto",
     device = pick_device(device)
     torch_dtype = pick_dtype(device, dtype)
     tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
-    source = resolve(spec)
+    source, hub = pretrained_source(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
-            **_hub_kwargs(source),
-        )
+            source, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **hub)
     except OSError as e:
         if Path(source).is_dir():
             raise UserError(f"{source}: cannot load safetensors weights ({e})".splitlines()[0]) from None
@@ -266,15 +286,15 @@ def model_config(spec: str, *, trust_remote_code: bool = False) -> tuple[Any, An
     """(model config, generation config or None) of a spec, without loading weights."""
     from transformers import AutoConfig, GenerationConfig
 
-    source = resolve(spec)
+    source, hub = pretrained_source(spec)
     try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **_hub_kwargs(source))
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
     except OSError:
         if Path(source).is_dir():
             raise UserError(f"{source}: cannot read config.json") from None
         raise _hub_unreachable(spec) from None
     try:
-        generation = GenerationConfig.from_pretrained(source, **_hub_kwargs(source))
+        generation = GenerationConfig.from_pretrained(source, **hub)
     except OSError:
         generation = None
     return config, generation

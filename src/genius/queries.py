@@ -168,10 +168,13 @@ def _records(source: str | Path, split: str, skip_invalid: bool,
     if path.exists():
         raise UserError(f"{path}: not a file (expected a .jsonl, .json or .csv file of queries)")
     text = str(source)
-    if "/" in text and not text.startswith((".", "/", "~")) and text.count("/") == 1 and not Path(text).suffix:
+    from genius.models import hub_revision
+
+    name = hub_revision(text)[0]  # a dataset may be pinned as org/name@revision
+    if "/" in name and not name.startswith((".", "/", "~")) and name.count("/") == 1 and not Path(name).suffix:
         yield from _hub_records(text, split)
         return
-    raise UserError(f"{source}: file not found (expected a .jsonl, .json or .csv file, or a hub dataset id org/name)")
+    raise UserError(f"{source}: file not found (expected a .jsonl, .json or .csv file, or a hub dataset id org/name[@revision])")
 
 
 def _jsonl_records(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[tuple[str, str, dict]]:
@@ -217,7 +220,7 @@ def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[str, str, dict]]:
 
 
 def _hub_records(dataset_id: str, split: str) -> Iterator[tuple[str, str, dict]]:
-    from genius.models import hub_reachable
+    from genius.models import hub_reachable, hub_revision
 
     if not hub_reachable():
         raise UserError(f"'{dataset_id}' is not a local file and the Hugging Face hub is unreachable "
@@ -225,7 +228,8 @@ def _hub_records(dataset_id: str, split: str) -> Iterator[tuple[str, str, dict]]
     import datasets
 
     try:
-        ds = datasets.load_dataset(dataset_id, split=split)
+        name, revision = hub_revision(dataset_id)
+        ds = datasets.load_dataset(name, split=split, revision=revision)
     except Exception as e:  # the hub raises many types for a missing id/split; all mean "cannot load"
         raise UserError(f"cannot load hub dataset '{dataset_id}' split '{split}': {str(e).splitlines()[0]}") from None
     stem = dataset_id.split("/")[-1]

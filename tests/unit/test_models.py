@@ -135,3 +135,40 @@ def test_hub_probe_goes_through_huggingface_hubs_session(monkeypatch):
     assert hub_reachable() is True and asked == ["https://mirror.example"]
     monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: Session(True))
     assert hub_reachable() is False
+
+
+def test_hub_ids_pinned_to_a_revision(monkeypatch, tmp_path):
+    """owner/name@rev reaches from_pretrained as revision=rev (and load_dataset for queries);
+    a local folder whose name holds an @ is still a folder."""
+    from genius import models
+
+    assert models.hub_revision("meta-llama/Llama-3.1-8B-Instruct@0e9e39f") == ("meta-llama/Llama-3.1-8B-Instruct",
+                                                                               "0e9e39f")
+    assert models.hub_revision("meta-llama/Llama-3.1-8B-Instruct") == ("meta-llama/Llama-3.1-8B-Instruct", None)
+    folder = tmp_path / "a@b"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert models.hub_revision(str(folder)) == (str(folder), None)
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    assert models.pretrained_source("org/model@v1.2") == ("org/model", {"revision": "v1.2"})
+    assert models.pretrained_source("org/model") == ("org/model", {})
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    assert models.pretrained_source("org/model@abc") == ("org/model", {"local_files_only": True, "revision": "abc"})
+
+
+def test_a_pinned_hub_dataset_is_loaded_at_its_revision(monkeypatch):
+    import datasets
+
+    from genius import models
+    from genius.queries import load_queries
+
+    seen = {}
+
+    def fake_load(name, split, revision):
+        seen.update(name=name, split=split, revision=revision)
+        return [{"instruction": "What is 1 + 1?"}]
+
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    qs = load_queries("org/queries@5d2f1a0")
+    assert seen == {"name": "org/queries", "split": "train", "revision": "5d2f1a0"} and len(qs.queries) == 1

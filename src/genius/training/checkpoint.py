@@ -22,7 +22,7 @@ from typing import Any
 
 from genius.errors import UserError
 from genius.io import read_json, write_json
-from genius.models import pick_dtype, resolve
+from genius.models import pick_dtype, pretrained_source
 from genius.training.config import TrainConfig
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -33,9 +33,9 @@ def load_policy(cfg: TrainConfig, device_type: str) -> Any:
     when asked. Not moved to a device: accelerate.prepare places (or shards) it."""
     from transformers import AutoModelForCausalLM
 
-    source = resolve(cfg.model)
+    source, hub = pretrained_source(cfg.model)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(device_type, cfg.dtype),
-                                                 use_safetensors=True, trust_remote_code=cfg.trust_remote_code)
+                                                 use_safetensors=True, trust_remote_code=cfg.trust_remote_code, **hub)
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -55,8 +55,9 @@ def load_frozen(spec: str, cfg: TrainConfig, device: Any) -> Any:
     """A second, frozen model (a reference other than the starting model), in eval mode."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(resolve(spec), dtype=pick_dtype(str(device), cfg.dtype),
-                                                 use_safetensors=True, trust_remote_code=cfg.trust_remote_code)
+    source, hub = pretrained_source(spec)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(str(device), cfg.dtype),
+                                                 use_safetensors=True, trust_remote_code=cfg.trust_remote_code, **hub)
     model.requires_grad_(False)
     return model.to(device).eval()
 
