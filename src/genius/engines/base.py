@@ -11,6 +11,7 @@ returns for the same tokens, so the two agree.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
 
@@ -81,6 +82,21 @@ class EngineStats:
     forward_calls: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def check_prompts(prompts: Sequence[Sequence[int]], max_context: int, limit: str) -> None:
+    """Every prompt non-empty and leaving room to generate; ``limit`` says where the context
+    length comes from, for the error line."""
+    for i, p in enumerate(prompts):
+        if len(p) == 0:
+            raise UserError(f"prompt {i} is empty")
+        if len(p) >= max_context:
+            raise UserError(f"prompt {i} has {len(p)} tokens; {limit} is {max_context} and leaves no room to generate")
+
+
+def call_seed(params: SamplingParams) -> int:
+    """The seed of a generate call: the given one, else a fresh random one."""
+    return params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
 
 
 @runtime_checkable

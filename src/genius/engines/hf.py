@@ -14,7 +14,6 @@ sampler and the fp32 decode step's non-matmul work run in C (``genius.engines.cp
 from __future__ import annotations
 
 import inspect
-import os
 import random
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from genius.engines import cpu_kernels, lean
-from genius.engines.base import Completion, EngineStats, SamplingParams
+from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts
 from genius.engines.memory import ModelShape, device_budget, plan_chunk
 from genius.engines.options import CPU_MEMORY_UTILIZATION, GPU_MEMORY_UTILIZATION
 from genius.engines.prefix_cache import PrefixStore, Segment
@@ -79,13 +78,8 @@ class HFEngine:
     @torch.inference_mode()
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
         params.validate()
-        for i, p in enumerate(prompts):
-            if len(p) == 0:
-                raise UserError(f"prompt {i} is empty")
-            if len(p) >= self.max_context:
-                raise UserError(f"prompt {i} has {len(p)} tokens; the model's context is {self.max_context} "
-                                "and leaves no room to generate")
-        seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+        check_prompts(prompts, self.max_context, "the model's context")
+        seed = call_seed(params)
         if self.prefix_store is not None:
             self.prefix_store.check_weights(lean.weights_signature(self.model.parameters()))
         results: list[list[Completion]] = [[] for _ in prompts]

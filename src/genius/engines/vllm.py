@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from genius.engines.base import Completion, EngineStats, SamplingParams
+from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts
 from genius.engines.options import EngineOptions
 from genius.errors import UserError
 
@@ -128,13 +128,8 @@ class VLLMEngine:
     # ------------------------------------------------------------------ generation
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
         params.validate()
-        for i, p in enumerate(prompts):
-            if len(p) == 0:
-                raise UserError(f"prompt {i} is empty")
-            if len(p) >= self.max_context:
-                raise UserError(f"prompt {i} has {len(p)} tokens; the engine serves {self.max_context} "
-                                "(engine_options.max_model_len) and leaves no room to generate: raise it")
-        seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+        check_prompts(prompts, self.max_context, "engine_options.max_model_len (raise it)")
+        seed = call_seed(params)
         requests, per_request = [], []
         for i, p in enumerate(prompts):
             room = min(params.max_new_tokens, self.max_context - len(p))
