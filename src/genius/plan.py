@@ -21,6 +21,7 @@ Memory, in one place so that it can be checked by hand:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -129,8 +130,8 @@ def generation_plan(name: str, shape_config: Any, spec: str, engine: str, option
         note = (f"KV room {max(kv, 0) * tp // shape.kv_bytes_per_token:,} tokens = "
                 f"{max(kv, 0) // max(need, 1)} sequences of {options.max_model_len} at once")
         memory = {"weights": weights // tp, "KV cache (vLLM's share)": max(kv, 0)}
-        return StagePlan(name, spec, label or "vllm", f"1 ({tp} GPU{'s' if tp > 1 else ''})", f"{rows} sequences per call",
-                         memory, device_bytes, tokens, kv >= need, note)
+        gpus = f"1 ({tp} GPU{'s' if tp > 1 else ''})"
+        return StagePlan(name, spec, label or "vllm", gpus, f"{rows} sequences per call", memory, device_bytes, tokens, kv >= need, note)
     budget = int(util * device_bytes) - weights
     plan = plan_chunk(shape, prompt_tokens=prompt_tokens, new_tokens=new_tokens, samples=samples,
                       budget_bytes=max(budget, 0))
@@ -155,33 +156,35 @@ def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distribute
     dtype = cfg.dtype if cfg.dtype != "auto" else "bf16"
     sample = pipeline.sample_config(cfg, 1)
     ev = pipeline.eval_config(cfg, cfg.model)
-    plans: list[StagePlan] = []
-    label = engine if cfg.engine != "auto" else f"{engine} (auto{'' if engine == 'vllm' else ': vLLM not installed here'})"
+    auto_note = "" if engine == "vllm" else ": vLLM not installed here"
+    label = engine if cfg.engine != "auto" else f"{engine} (auto{auto_note})"
     items = _eval_items(ev)
     eval_tokens = None if items is None else items * ev.samples * ev.max_new_tokens
+
+    def evaluation(name: str, model: str) -> StagePlan:
+        return generation_plan(name, shape_config, model, engine, cfg.engine_options, dtype,
+                               prompt_tokens=TYPICAL_EVAL_PROMPT_TOKENS, new_tokens=ev.max_new_tokens,
+                               samples=ev.samples, rows=ev.batch_size * ev.samples, device_bytes=device,
+                               tokens=eval_tokens, label=label)
+
+    plans = [evaluation("eval-base", cfg.model)]
+    per_query = sample.steps * sample.beams * sample.candidates * (sample.max_step_tokens + sample.max_rollout_tokens)
+    train = pipeline.train_config(cfg, policy=cfg.model, reference=None, data=Path(cfg.run_dir))
+    memory = training_memory(shape_config, train, gpus, mode)
+    global_batch = train.global_batch_size or train.per_device_batch_size * train.grad_accum * gpus
     for r in range(1, cfg.rounds + 1):
-        if r == 1:
-            plans.append(generation_plan(
-                "eval-base", shape_config, cfg.model, engine, cfg.engine_options, dtype,
-                prompt_tokens=TYPICAL_EVAL_PROMPT_TOKENS, new_tokens=ev.max_new_tokens, samples=ev.samples,
-                rows=ev.batch_size * ev.samples, device_bytes=device, tokens=eval_tokens, label=label))
-        per_query = sample.steps * sample.beams * sample.candidates * (sample.max_step_tokens + sample.max_rollout_tokens)
         plans.append(generation_plan(
             f"round{r}-sample", shape_config, cfg.model, engine, cfg.engine_options, dtype,
             prompt_tokens=TYPICAL_QUERY_TOKENS + sample.steps * sample.max_step_tokens,
             new_tokens=sample.max_rollout_tokens, samples=1, rows=sample.batch_sequences, device_bytes=device,
             tokens=cfg.queries.count * per_query, label=label))
-        train = pipeline.train_config(cfg, policy=cfg.model, reference=None, data=pipeline.Path(cfg.run_dir))
-        memory = training_memory(shape_config, train, gpus, mode)
-        global_batch = train.global_batch_size or train.per_device_batch_size * train.grad_accum * gpus
-        plans.append(StagePlan(f"round{r}-train", cfg.model, f"accelerate ({mode})", f"{gpus} ({gpus} GPUs)",
-                               f"{train.per_device_batch_size} pairs per GPU, global {global_batch}", memory, device,
-                               None, sum(memory.values()) <= device, f"{train.dtype} weights, mixed precision {train.mixed_precision}, gradient "
-                               f"checkpointing {'on' if train.gradient_checkpointing else 'off'}"))
-        plans.append(generation_plan(
-            f"round{r}-eval", shape_config, f"round{r} model", engine, cfg.engine_options, dtype,
-            prompt_tokens=TYPICAL_EVAL_PROMPT_TOKENS, new_tokens=ev.max_new_tokens, samples=ev.samples,
-            rows=ev.batch_size * ev.samples, device_bytes=device, tokens=eval_tokens, label=label))
+        plans.append(StagePlan(
+            f"round{r}-train", cfg.model, f"accelerate ({mode})", f"{gpus} ({gpus} GPUs)",
+            f"{train.per_device_batch_size} pairs per GPU, global {global_batch}", memory, device, None,
+            sum(memory.values()) <= device,
+            f"{train.dtype} weights, mixed precision {train.mixed_precision}, gradient checkpointing "
+            f"{'on' if train.gradient_checkpointing else 'off'}"))
+        plans.append(evaluation(f"round{r}-eval", f"round{r} model"))
     return plans
 
 

@@ -66,7 +66,8 @@ class VLLMEngine:
     def from_spec(cls, spec: str, *, options: EngineOptions | None = None, dtype: str = "auto",
                   device: str = "auto", trust_remote_code: bool = False, progress: bool = False) -> "VLLMEngine":
         vllm = _import_vllm()
-        from genius.models import eos_token_ids, load_tokenizer, model_config, pick_device, pick_dtype, pretrained_source
+        from genius.models import (eos_token_ids, load_tokenizer, model_config, pick_device, pick_dtype,
+                                   pretrained_source)
 
         options = options or EngineOptions()
         options.validate()
@@ -96,7 +97,8 @@ class VLLMEngine:
             extra["enable_chunked_prefill"] = False
         try:
             llm = vllm.LLM(
-                model=source, tokenizer=source, revision=revision, tokenizer_revision=revision, dtype=str(torch_dtype).removeprefix("torch."),
+                model=source, tokenizer=source, revision=revision, tokenizer_revision=revision,
+                dtype=str(torch_dtype).removeprefix("torch."),
                 max_model_len=max_model_len, tensor_parallel_size=options.tensor_parallel_size,
                 gpu_memory_utilization=utilization, enforce_eager=options.eager(device),
                 enable_prefix_caching=True, logprobs_mode="raw_logprobs", load_format="safetensors",
