@@ -146,11 +146,10 @@ def generation_plan(name: str, shape_config: Any, spec: str, engine: str, option
 def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distributed = "zero3") -> list[StagePlan]:
     """Every stage of ``genius run`` for a pipeline config, planned on ``gpus`` GPUs of ``gpu_gib``."""
     from genius import pipeline
-    from genius.engines.options import choose_engine, vllm_installed
+    from genius.engines.options import vllm_installed
 
     device = int(gpu_gib * GIB)
     shape_config = model_shape_config(cfg.model)
-    choose_engine(cfg.engine, "cpu")  # validates the name
     # auto picks vLLM on a GPU machine where it is installed: plan it so when it is installed here.
     engine = cfg.engine if cfg.engine != "auto" else ("vllm" if vllm_installed() else "hf")
     dtype = cfg.dtype if cfg.dtype != "auto" else "bf16"

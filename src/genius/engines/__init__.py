@@ -27,10 +27,8 @@ def make_engine(model_spec: str, *, engine: str = "auto", options: EngineOptions
                                            trust_remote_code=trust_remote_code, progress=progress)
     else:
         from genius.engines.hf import HFEngine
-        from genius.models import pick_device
 
-        kwargs: dict[str, Any] = {"memory_utilization": options.memory_utilization(pick_device(device)),
-                                  "progress": progress}
+        kwargs: dict[str, Any] = {"memory_utilization": options.gpu_memory_utilization, "progress": progress}
         if max_batch_size is not None:
             kwargs["max_batch_size"] = max_batch_size
         loaded = HFEngine.from_spec(model_spec, dtype=dtype, device=device, trust_remote_code=trust_remote_code,

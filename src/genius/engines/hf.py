@@ -25,7 +25,7 @@ from tqdm import tqdm
 from genius.engines import cpu_kernels, lean
 from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts
 from genius.engines.memory import ModelShape, device_budget, plan_chunk
-from genius.engines.options import CPU_MEMORY_UTILIZATION, GPU_MEMORY_UTILIZATION
+from genius.engines.options import EngineOptions
 from genius.engines.prefix_cache import PrefixStore, Segment
 from genius.errors import UserError
 from genius.models import context_length, eos_token_ids, load_model
@@ -56,9 +56,8 @@ class HFEngine:
         self.progress = progress
         self.prefix_store = PrefixStore(prefix_cache_bytes) if self.use_lean and prefix_cache_bytes > 0 else None
         self.device = next(model.parameters()).device
-        if memory_utilization is None:
-            memory_utilization = GPU_MEMORY_UTILIZATION if self.device.type == "cuda" else CPU_MEMORY_UTILIZATION
-        self.memory_utilization = memory_utilization
+        self.memory_utilization = EngineOptions(gpu_memory_utilization=memory_utilization).memory_utilization(
+            self.device.type)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.eos_ids = eos_token_ids(model.config, getattr(model, "generation_config", None), tokenizer)
         self.stats = EngineStats()

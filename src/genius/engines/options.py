@@ -67,7 +67,7 @@ def choose_engine(name: str, device: str = "auto") -> str:
         raise UserError(f"unknown engine '{name}': expected {', '.join(ENGINE_NAMES)}")
     if name != "auto":
         return name
-    if device not in ("auto",) and not device.startswith("cuda"):
+    if device != "auto" and not device.startswith("cuda"):
         return "hf"
     import torch
 
