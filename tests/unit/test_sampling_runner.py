@@ -97,3 +97,36 @@ def test_parse_shard() -> None:
     for bad in ("2/2", "a/b", "1"):
         with pytest.raises(UserError, match="--shard"):
             parse_shard(bad, {})
+
+
+def _tiny_queries(n: int):
+    from genius.queries import Query
+
+    return [Query(id=f"t{i}", index=i, messages=[{"role": "user", "content": f"What is {i} + {2 * i}?"}])
+            for i in range(n)]
+
+
+def test_samples_do_not_depend_on_the_batch_or_the_shard_on_a_real_model(tiny_engine, tmp_path: Path) -> None:
+    """Real tiny model, sampled: 3 queries with batch_sequences 4 (one query per call) and 12 (all
+    three together), and as 2 shards, give the same trees: a query's samples depend only on
+    (seed, query, step, candidate), not on the other queries of its engine calls."""
+    base = dict(beams=2, candidates=2, steps=2, max_step_tokens=6, max_rollout_tokens=6, step_temperature=1.0)
+    runs = {}
+    for name, rows in (("small", 4), ("large", 12)):
+        run_sample(SampleConfig(**base, batch_sequences=rows), _tiny_queries(3), tmp_path / name, tiny_engine,
+                   progress=False)
+        runs[name] = lines(tmp_path / name / "trees.jsonl")
+    for i in range(2):
+        run_sample(SampleConfig(**base, batch_sequences=12), _tiny_queries(3), tmp_path / "shards", tiny_engine,
+                   shard=(i, 2), progress=False)
+    runs["shards"] = lines(tmp_path / "shards" / "trees.jsonl")
+    steps = {name: [[c["step"] + "|" + c["rollout"] for s in t["steps"] for c in s["candidates"]] for t in trees]
+             for name, trees in runs.items()}
+    assert len({len(set(map(tuple, v))) for v in steps.values()}) == 1
+    assert steps["small"] == steps["large"] == steps["shards"]
+    assert len(set(steps["small"][0])) > 1  # sampled for real: the candidates differ
+    for name in ("large", "shards"):
+        for a, b in zip(runs["small"], runs[name]):
+            fa = [c["f"] for s in a["steps"] for c in s["candidates"]]
+            fb = [c["f"] for s in b["steps"] for c in s["candidates"]]
+            assert fa == pytest.approx(fb, abs=1e-5)

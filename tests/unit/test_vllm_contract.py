@@ -4,6 +4,7 @@ check and the start-up error lines. The engine itself is tested on vLLM in tests
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -26,10 +27,17 @@ def test_finish_reasons():
 def test_request_seeds_are_the_hf_streams_keys():
     import random
 
-    assert request_seed(3, 1, 2) == random.Random("3:1:2").getrandbits(63)
-    seeds = {request_seed(0, i, j) for i in range(50) for j in range(8)}
+    from genius.engines.base import SamplingParams
+
+    plain = SamplingParams()
+    assert request_seed(plain, 3, 1, 2) == random.Random("3:1:2").getrandbits(63)
+    seeds = {request_seed(plain, 0, i, j) for i in range(50) for j in range(8)}
     assert len(seeds) == 400 and all(0 <= s < 2**63 for s in seeds)
-    assert request_seed(1, 0, 0) != request_seed(0, 0, 0)
+    assert request_seed(plain, 1, 0, 0) != request_seed(plain, 0, 0, 0)
+    # Per-prompt seeds: the stream follows the prompt's own seed, not its place in the call.
+    keyed = SamplingParams(seeds=(11, 22))
+    assert request_seed(keyed, 0, 1, 2) == random.Random("22:2").getrandbits(63)
+    assert request_seed(keyed, 5, 1, 2) == request_seed(SamplingParams(seeds=(22,)), 9, 0, 2)
 
 
 def test_an_architecture_vllm_does_not_serve_is_refused():
@@ -47,3 +55,23 @@ def test_startup_errors_name_the_settings_to_change():
     assert "engine_options.max_model_len (now 4096)" in line and "gpu_memory_utilization (now 0.3)" in line
     other = _startup_error("m", RuntimeError("Engine core initialization failed."), 4096, 0.9)
     assert "could not start m" in other and "--engine hf" in other
+
+
+def test_the_gpu_chosen_for_vllm_is_visible_only_while_it_starts(monkeypatch):
+    """cuda:K shows vLLM's engine processes GPU K alone, then the variable is as before: a rank
+    that trains next on its own GPU, or starts a second engine, must not find it narrowed."""
+    from genius.engines.vllm import _visible_gpu
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with _visible_gpu("cuda:3"):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+    for _ in range(2):  # a second engine on the same rank finds the same GPUs
+        with _visible_gpu("cuda:1"):
+            assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"
+    with pytest.raises(UserError, match="has no GPU 3"), _visible_gpu("cuda:3"):
+        pass
+    with _visible_gpu("cuda"):
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "4,5,6"

@@ -11,6 +11,7 @@ returns for the same tokens, so the two agree.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Sequence, runtime_checkable
@@ -31,9 +32,13 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     """Generation of a sequence ends at the token that completes any of these strings."""
     seed: int | None = None
-    """Same prompts, params and seed give the same outputs. In the HF engine every (prompt index,
-    sample index) has its own random stream drawn from the seed, so a prompt's samples do not
+    """Same prompts, params and seed give the same outputs. Every (prompt index, sample index)
+    has its own random stream drawn from the seed (``stream_key``), so a prompt's samples do not
     depend on the prompts after it, the batch size, or when other sequences finish."""
+    seeds: tuple[int, ...] | None = None
+    """One seed per prompt (overrides ``seed``): prompt i's sample j draws from the stream of
+    (seeds[i], j), so what a prompt gets does not depend on where it sits in the call or which
+    other prompts share it (sampling and evaluation key them by item, step and candidate)."""
 
     def validate(self) -> None:
         if self.n < 1:
@@ -46,6 +51,10 @@ class SamplingParams:
             raise UserError(f"sampling: max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if any(not s for s in self.stop):
             raise UserError("sampling: stop strings must be non-empty")
+
+    def check_seeds(self, prompts: int) -> None:
+        if self.seeds is not None and len(self.seeds) != prompts:
+            raise ValueError(f"sampling: {len(self.seeds)} seeds for {prompts} prompts")
 
 
 @dataclass
@@ -97,6 +106,21 @@ def check_prompts(prompts: Sequence[Sequence[int]], max_context: int, limit: str
 def call_seed(params: SamplingParams) -> int:
     """The seed of a generate call: the given one, else a fresh random one."""
     return params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+
+
+def stream_key(params: SamplingParams, seed: int, prompt: int, sample: int) -> str:
+    """The key of the random stream of (prompt, sample) in a call with seed ``seed``: both
+    engines seed from it, so their streams are keyed alike."""
+    if params.seeds is not None:
+        return f"{params.seeds[prompt]}:{sample}"
+    return f"{seed}:{prompt}:{sample}"
+
+
+def derive_seed(seed: int, *key: object) -> int:
+    """A 63-bit seed that depends only on its arguments (not on Python's per-process hash seed):
+    the per-prompt seeds of items, steps and candidates."""
+    text = "\x1f".join(str(k) for k in (seed, *key))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from genius.engines import cpu_kernels, lean
-from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts
+from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts, stream_key
 from genius.engines.memory import ModelShape, device_budget, plan_chunk
 from genius.engines.options import EngineOptions
 from genius.engines.prefix_cache import PrefixStore, Segment
@@ -78,6 +78,7 @@ class HFEngine:
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
         params.validate()
         check_prompts(prompts, self.max_context, "the model's context")
+        params.check_seeds(len(prompts))
         seed = call_seed(params)
         if self.prefix_store is not None:
             self.prefix_store.check_weights(lean.weights_signature(self.model.parameters()))
@@ -87,7 +88,7 @@ class HFEngine:
         for idx in tqdm(chunks, desc="generate", unit="batch", disable=not self.progress or len(chunks) < 2):
             # One random stream per (prompt, sample): what a prompt gets does not depend on the
             # other prompts of the call, the batch size or when other rows finish.
-            rngs = [random.Random(f"{seed}:{i}:{j}") for i in idx for j in range(params.n)]
+            rngs = [random.Random(stream_key(params, seed, i, j)) for i in idx for j in range(params.n)]
             outs = self._generate_chunk([list(prompts[i]) for i in idx], params, rngs)
             for k, i in enumerate(idx):
                 results[i] = outs[k * params.n:(k + 1) * params.n]

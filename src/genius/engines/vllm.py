@@ -23,14 +23,15 @@ Each ``generate`` call hands vLLM all its prompts at once: vLLM schedules them i
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts
+from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts, stream_key
 from genius.engines.options import EngineOptions
 from genius.errors import UserError
 
@@ -47,10 +48,10 @@ def _import_vllm() -> Any:
     return vllm
 
 
-def request_seed(seed: int, prompt: int, sample: int) -> int:
+def request_seed(params: SamplingParams, seed: int, prompt: int, sample: int) -> int:
     """The seed of sample ``sample`` of prompt ``prompt``: the hf engine's stream key
-    ``f"{seed}:{prompt}:{sample}"``, drawn to 63 bits (vLLM seeds a torch generator with it)."""
-    return random.Random(f"{seed}:{prompt}:{sample}").getrandbits(63)
+    (``engines.base.stream_key``), drawn to 63 bits (vLLM seeds a torch generator with it)."""
+    return random.Random(stream_key(params, seed, prompt, sample)).getrandbits(63)
 
 
 class VLLMEngine:
@@ -80,8 +81,6 @@ class VLLMEngine:
         config, generation = model_config(spec, trust_remote_code=trust_remote_code)
         _check_architecture(vllm, config, spec)
         device = pick_device(device)
-        if options.tensor_parallel_size == 1:
-            _select_gpu(device)
         window = int(getattr(config, "max_position_embeddings", options.max_model_len))
         max_model_len = min(options.max_model_len, window)
         utilization = options.memory_utilization(device)
@@ -98,13 +97,14 @@ class VLLMEngine:
             # (seen at 512 sequences per call). Whole prefills avoid it.
             extra["enable_chunked_prefill"] = False
         try:
-            llm = vllm.LLM(
-                model=source, tokenizer=source, revision=revision, tokenizer_revision=revision,
-                dtype=str(torch_dtype).removeprefix("torch."),
-                max_model_len=max_model_len, tensor_parallel_size=options.tensor_parallel_size,
-                gpu_memory_utilization=utilization, enforce_eager=options.eager(device),
-                enable_prefix_caching=True, logprobs_mode="raw_logprobs", load_format="safetensors",
-                trust_remote_code=trust_remote_code, seed=0, disable_log_stats=True, **extra)
+            with _visible_gpu(device if options.tensor_parallel_size == 1 else "cuda"):
+                llm = vllm.LLM(
+                    model=source, tokenizer=source, revision=revision, tokenizer_revision=revision,
+                    dtype=str(torch_dtype).removeprefix("torch."),
+                    max_model_len=max_model_len, tensor_parallel_size=options.tensor_parallel_size,
+                    gpu_memory_utilization=utilization, enforce_eager=options.eager(device),
+                    enable_prefix_caching=True, logprobs_mode="raw_logprobs", load_format="safetensors",
+                    trust_remote_code=trust_remote_code, seed=0, disable_log_stats=True, **extra)
         except (RuntimeError, ValueError, MemoryError) as e:
             raise UserError(_startup_error(spec, e, max_model_len, utilization)) from None
         eos = eos_token_ids(config, generation, tokenizer)
@@ -133,6 +133,7 @@ class VLLMEngine:
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
         params.validate()
         check_prompts(prompts, self.max_context, "engine_options.max_model_len (raise it)")
+        params.check_seeds(len(prompts))
         seed = call_seed(params)
         requests, per_request = [], []
         for i, p in enumerate(prompts):
@@ -143,7 +144,7 @@ class VLLMEngine:
                     n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=room,
                     stop=list(params.stop) or None, include_stop_str_in_output=True,
                     stop_token_ids=sorted(self.eos_ids), ignore_eos=not self.eos_ids,
-                    seed=request_seed(seed, i, j), logprobs=0))
+                    seed=request_seed(params, seed, i, j), logprobs=0))
         start = time.perf_counter()
         outputs = self.llm.generate(requests, per_request, use_tqdm=self.progress)
         self.stats.seconds += time.perf_counter() - start
@@ -222,21 +223,28 @@ def _check_architecture(vllm: Any, config: Any, spec: str) -> None:
         raise UserError(f"{spec}: vLLM does not serve the architecture {', '.join(archs)}; use --engine hf")
 
 
-def _select_gpu(device: str) -> None:
-    """vLLM takes the first visible GPU: ``cuda:K`` makes K the visible one, before vLLM starts
-    its workers (they read the variable when they start). Not with tensor parallelism, where
-    vLLM takes the first ``tensor_parallel_size`` visible GPUs."""
+@contextlib.contextmanager
+def _visible_gpu(device: str) -> Iterator[None]:
+    """vLLM takes the first visible GPU: ``cuda:K`` makes K the visible one while vLLM starts its
+    engine processes (they read the variable when they start), then puts the variable back, so
+    that this process (which may train next, on its own GPU) and a later engine see it as before.
+    Not with tensor parallelism, where vLLM takes the first ``tensor_parallel_size`` visible GPUs."""
     if not device.startswith("cuda:"):
+        yield
         return
-    index = device.split(":", 1)[1]
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = index
-    elif index != "0":
-        chosen = visible.split(",")[int(index)] if int(index) < len(visible.split(",")) else None
-        if chosen is None:
-            raise UserError(f"--device {device}: CUDA_VISIBLE_DEVICES={visible} has no GPU {index}")
-        os.environ["CUDA_VISIBLE_DEVICES"] = chosen
+    index = int(device.split(":", 1)[1])
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = before.split(",") if before is not None else None
+    if visible is not None and index >= len(visible):
+        raise UserError(f"--device {device}: CUDA_VISIBLE_DEVICES={before} has no GPU {index}")
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[index] if visible is not None else str(index)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before
 
 
 def _startup_error(spec: str, error: BaseException, max_model_len: int, utilization: float) -> str:

@@ -14,6 +14,7 @@ that change the answers (model, preset, sampling) must match the folder's config
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from genius import config as config_io
-from genius.engines.base import Completion, Engine, SamplingParams
+from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
 from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
 from genius.evaluation.prompts import build_messages, get_preset
@@ -167,7 +168,10 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
             outputs: list[list[Completion]] = [[_too_long(len(p))] * cfg.samples for p in prompts]
             t0 = time.perf_counter()
             if fits:
-                for k, comps in zip(fits, engine.generate([prompts[k] for k in fits], params)):
+                # Each item draws from its own seed: its samples do not depend on the batch or shard.
+                keyed = dataclasses.replace(params, seeds=tuple(derive_seed(cfg.seed, task.name, chunk[k].id)
+                                                                for k in fits))
+                for k, comps in zip(fits, engine.generate([prompts[k] for k in fits], keyed)):
                     outputs[k] = comps
             share = (time.perf_counter() - t0) / len(chunk)
             out.write_many(score_item(task, it, comps, share) for it, comps in zip(chunk, outputs))

@@ -34,7 +34,7 @@ from genius.io import JsonlAppender, dumps, read_json, read_yaml, truncate_torn_
 from genius.queries import Query, QuerySet
 from genius.sampling.config import RUNTIME_KEYS, SampleConfig
 from genius.sampling.pairs import pairs_for_tree
-from genius.sampling.scoring import quantiles, rng_for
+from genius.sampling.scoring import quantiles
 from genius.sampling.search import QuerySearch, advance
 
 CONFIG_NAME = "sample_config.yaml"
@@ -146,16 +146,14 @@ def _search_all(todo: list[Query], cfg: SampleConfig, engine: Engine, trees_path
     pending = deque(todo)
     active: list[QuerySearch] = []
     per_call = max(1, cfg.batch_sequences // cfg.first_step_candidates)
-    tokens, round_ = 0, 0
+    tokens = 0
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="query", desc="sample", disable=not progress, dynamic_ncols=True)
     with JsonlAppender(trees_path) as trees, JsonlAppender(pairs_path) as pairs, bar:
         while pending or active:
             while pending and len(active) < per_call:
                 active.append(QuerySearch.start(pending.popleft(), engine, cfg))
-            call_seed = rng_for(cfg.seed, active[0].query.id, round_, "engine").getrandbits(48)
-            tokens += advance(active, engine, cfg, call_seed)
-            round_ += 1
+            tokens += advance(active, engine, cfg)
             for s in active:
                 if s.done:
                     tree = s.record(engine.tokenizer)

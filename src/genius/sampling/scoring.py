@@ -7,10 +7,11 @@ shared its batches, nor on how often the process was restarted.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from collections.abc import Sequence
+
+from genius.engines.base import derive_seed
 
 
 def mean(values: Sequence[float]) -> float:
@@ -46,8 +47,7 @@ def softmax(values: Sequence[float], tau: float) -> list[float]:
 
 def rng_for(seed: int, query_id: str, step: int, purpose: str) -> random.Random:
     """A generator that depends only on its arguments (not on Python's per-process hash seed)."""
-    digest = hashlib.sha256(f"{seed}\x1f{query_id}\x1f{step}\x1f{purpose}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return random.Random(derive_seed(seed, query_id, step, purpose))
 
 
 def draw_distinct(probs: Sequence[float], m: int, rng: random.Random) -> list[int]:

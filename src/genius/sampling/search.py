@@ -2,7 +2,9 @@
 
 One search step of every active query costs two engine calls in all, whatever the number of
 queries: one that samples the candidate steps of every beam of every query, one that rolls every
-candidate out to the end of its response (plus a rare third call that finishes blank steps).
+candidate out to the end of its response (plus rare calls that finish blank steps). Every prompt
+carries its own seed, keyed by (seed, query, step, candidate): what a query samples does not
+depend on the other queries of the call, the batch size, the shard or a resume.
 Prompts are token ids: the chat prompt with the assistant prefix, then the generated token ids
 of the steps so far, concatenated as generated (no re-tokenisation drift).
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from genius.engines.base import Completion, Engine, SamplingParams
+from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
 from genius.models import chat_prompt_ids
 from genius.queries import Query
 from genius.sampling.config import SampleConfig
@@ -82,11 +84,18 @@ class QuerySearch:
 class _Cand:
     search: QuerySearch
     parent: int
+    index: int
+    """Its place among the query's candidates of this step: with the query, the step and the
+    seed it keys every random draw made for it, so the samples of a query do not depend on which
+    other queries share the engine calls (batch size, shards, resume)."""
     step: Completion
     rollout: Completion | None = None
 
+    def seed(self, cfg: SampleConfig, purpose: str) -> int:
+        return derive_seed(cfg.seed, self.search.query.id, self.search.k, purpose, self.index)
 
-def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig, call_seed: int) -> int:
+
+def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig) -> int:
     """Run one search step of every search that is not done; return the tokens generated."""
     live = [s for s in searches if not s.done]
     for s in live:  # a beam with no room left in the context window cannot take another step
@@ -98,10 +107,10 @@ def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig, 
     live = [s for s in live if not s.done]
     if not live:
         return 0
-    cands = _sample_steps(live, engine, cfg, call_seed)
-    cands = _finish_blank_steps(cands, engine, cfg, call_seed)
+    cands = _sample_steps(live, engine, cfg)
+    cands = _finish_blank_steps(cands, engine, cfg)
     if cfg.score == "foresight":
-        _rollouts(cands, engine, cfg, call_seed)
+        _rollouts(cands, engine, cfg)
     by_search: dict[int, list[_Cand]] = {}
     for c in cands:
         by_search.setdefault(id(c.search), []).append(c)
@@ -111,40 +120,47 @@ def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig, 
     return tokens
 
 
-def _sample_steps(live: list[QuerySearch], engine: Engine, cfg: SampleConfig, call_seed: int) -> list[_Cand]:
+def _sample_steps(live: list[QuerySearch], engine: Engine, cfg: SampleConfig) -> list[_Cand]:
     prompts: list[list[int]] = []
-    owners: list[tuple[QuerySearch, int]] = []
+    owners: list[tuple[QuerySearch, int, int]] = []
+    seeds: list[int] = []
     for s in live:
         # At the root the M beams are one and the same: M copies of it give the M*N candidates.
         parents = [0] * cfg.beams if s.k == 1 else range(len(s.beams))
-        for p in parents:
+        for b, p in enumerate(parents):
             prompts.append(s.prompt_ids + s.beams[p].ids)
-            owners.append((s, p))
+            owners.append((s, p, b))
+            seeds.append(derive_seed(cfg.seed, s.query.id, s.k, "step", b))
     params = SamplingParams(n=cfg.candidates, temperature=cfg.step_temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_step_tokens, stop=(cfg.delimiter, *cfg.end_markers),
-                            seed=call_seed)
+                            seeds=tuple(seeds))
     outs = engine.generate(prompts, params)
-    return [_Cand(search=s, parent=p, step=c) for (s, p), group in zip(owners, outs) for c in group]
+    return [_Cand(search=s, parent=p, index=b * cfg.candidates + j, step=c)
+            for (s, p, b), group in zip(owners, outs) for j, c in enumerate(group)]
 
 
 def _is_blank(c: Completion, cfg: SampleConfig) -> bool:
     return c.finish_reason == "stop" and c.stop_string == cfg.delimiter and not c.text.strip()
 
 
-def _finish_blank_steps(cands: list[_Cand], engine: Engine, cfg: SampleConfig, call_seed: int) -> list[_Cand]:
+def _finish_blank_steps(cands: list[_Cand], engine: Engine, cfg: SampleConfig) -> list[_Cand]:
     for round_ in range(MAX_BLANK_ROUNDS):
         blank = [c for c in cands if _is_blank(c.step, cfg) and len(c.step.token_ids) < cfg.max_step_tokens]
         if not blank:
             break
-        prompts = [c.search.prompt_ids + c.search.beams[c.parent].ids + c.step.token_ids for c in blank]
-        # One call for all of them, so the step with the least budget left bounds the others.
-        room = min(cfg.max_step_tokens - len(c.step.token_ids) for c in blank)
-        params = SamplingParams(n=1, temperature=cfg.step_temperature, top_p=cfg.top_p, max_new_tokens=room,
-                                stop=(cfg.delimiter, *cfg.end_markers), seed=call_seed + 1 + round_)
-        for c, [more] in zip(blank, engine.generate(prompts, params)):
-            c.step = Completion(text=c.step.text + more.text, token_ids=c.step.token_ids + more.token_ids,
-                                logprobs=c.step.logprobs + more.logprobs, finish_reason=more.finish_reason,
-                                stop_string=more.stop_string, prompt_tokens=c.step.prompt_tokens)
+        # One call per budget left, so that no step's budget depends on the others in the call.
+        by_room: dict[int, list[_Cand]] = {}
+        for c in blank:
+            by_room.setdefault(cfg.max_step_tokens - len(c.step.token_ids), []).append(c)
+        for room, group in by_room.items():
+            prompts = [c.search.prompt_ids + c.search.beams[c.parent].ids + c.step.token_ids for c in group]
+            params = SamplingParams(n=1, temperature=cfg.step_temperature, top_p=cfg.top_p, max_new_tokens=room,
+                                    stop=(cfg.delimiter, *cfg.end_markers),
+                                    seeds=tuple(c.seed(cfg, f"blank{round_}") for c in group))
+            for c, [more] in zip(group, engine.generate(prompts, params)):
+                c.step = Completion(text=c.step.text + more.text, token_ids=c.step.token_ids + more.token_ids,
+                                    logprobs=c.step.logprobs + more.logprobs, finish_reason=more.finish_reason,
+                                    stop_string=more.stop_string, prompt_tokens=c.step.prompt_tokens)
     return cands
 
 
@@ -152,7 +168,7 @@ def _ends_response(c: Completion, cfg: SampleConfig) -> bool:
     return c.finish_reason == "eos" or (c.finish_reason == "stop" and c.stop_string in cfg.end_markers)
 
 
-def _rollouts(cands: list[_Cand], engine: Engine, cfg: SampleConfig, call_seed: int) -> None:
+def _rollouts(cands: list[_Cand], engine: Engine, cfg: SampleConfig) -> None:
     todo = []
     for c in cands:
         prompt = c.search.prompt_ids + c.search.beams[c.parent].ids + c.step.token_ids
@@ -163,7 +179,7 @@ def _rollouts(cands: list[_Cand], engine: Engine, cfg: SampleConfig, call_seed: 
         return
     params = SamplingParams(n=1, temperature=cfg.rollout_temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_rollout_tokens, stop=tuple(cfg.end_markers),
-                            seed=call_seed + MAX_BLANK_ROUNDS + 1)
+                            seeds=tuple(c.seed(cfg, "rollout") for c, _ in todo))
     outs = engine.generate([p for _, p in todo], params)
     for (c, _), [r] in zip(todo, outs):
         c.rollout = r
