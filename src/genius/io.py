@@ -6,13 +6,14 @@ at most one torn last line; ``read_jsonl(..., repair=True)`` detects and drops i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -131,20 +132,28 @@ class JsonlAppender:
         self.close()
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file so that readers see either the old or the new content, never a part."""
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """A file to write ``path`` through: readers see the old or the new content, never a part.
+    The temporary file's name is unique, so two processes writing one path never share it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file so that readers see either the old or the new content, never a part."""
+    with atomic_writer(path) as f:
+        f.write(text)
 
 
 def write_json(path: str | Path, obj: Any) -> None:

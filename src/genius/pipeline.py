@@ -19,13 +19,18 @@ Every stage writes ``DONE.json`` into its folder when it has finished; a rerun s
 that have one and resumes the others (each stage resumes on its own: sampling appends, training
 continues from its last checkpoint, evaluation skips done items). Round r samples with the model
 trained in round r-1; its reference model is the starting model or the previous round's model.
+
+Under torchrun / accelerate launch (genius.ranks) the same command runs on every process: the
+generation stages (sampling, evaluation) split their items over the processes (``parallel:
+rank``) or the nodes (``parallel: node``) and are merged once by rank 0, training uses every
+process, rank 0 writes queries, DONE.json, config and report, and the others wait for its
+DONE.json. The files are those of a one-process run.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -37,6 +42,7 @@ from genius import config as cfgmod
 from genius.engines.options import ENGINE_RUNTIME_KEYS, EngineName, EngineOptions
 from genius.errors import UserError
 from genius.io import atomic_write_text, dumps, read_json, write_json
+from genius.ranks import ParallelMode, Ranks, wait_for
 
 DONE = "DONE.json"
 
@@ -78,6 +84,11 @@ class PipelineConfig:
     engine_options: EngineOptions = field(default_factory=EngineOptions)
     """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
     (genius.engines.options)."""
+    parallel: ParallelMode = "rank"
+    """Under torchrun / accelerate launch, how sampling and evaluation use the processes: rank =
+    every process generates its share of the items on its own GPU; node = the first process of
+    each node generates the node's share with an engine over all its GPUs (set
+    engine_options.tensor_parallel_size), the others wait. Training always uses every process."""
     data_from: str | None = None
     """Another run_dir whose round-1 training data this run trains on instead of sampling its own
     (paper Table 4: every loss on the same pairs). Needs rounds: 1."""
@@ -106,6 +117,8 @@ class PipelineConfig:
             raise UserError(f"key 'rounds': expected an integer >= 1, got {self.rounds}")
         if self.queries.count < 1:
             raise UserError(f"key 'queries.count': expected an integer >= 1, got {self.queries.count}")
+        if self.parallel not in ("rank", "node"):
+            raise UserError(f"key 'parallel': expected rank or node, got {self.parallel!r}")
         if self.method not in methods():
             raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(methods())}")
         if self.data_from is not None and self.rounds != 1:
@@ -128,14 +141,19 @@ class Stage:
     run: Callable[[], dict[str, Any]]
     needs: tuple[tuple[Path, str], ...] = ()
     """(input file, the stage that makes it): checked before the stage starts."""
+    runs_on: Literal["main", "generators", "all"] = "main"
+    """Under a launcher, which processes run it: rank 0 alone, those that generate (each its
+    share; genius.ranks), or all (training). Rank 0 always does and marks it done."""
 
 
 def is_done(stage_dir: Path) -> bool:
     return (stage_dir / DONE).is_file()
 
 
-def run_stage(stage: Stage, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Skip a finished stage (returning what it recorded), else run it and mark it done."""
+def run_stage(stage: Stage, log: Callable[[str], None] = print, ranks: Ranks = Ranks(),
+              mode: ParallelMode = "rank") -> dict[str, Any]:
+    """Skip a finished stage (returning what it recorded), else run it and mark it done; under a
+    launcher the processes that do not mark it wait for rank 0's mark."""
     marker = stage.dir / DONE
     if marker.is_file():
         done = read_json(marker)
@@ -146,9 +164,14 @@ def run_stage(stage: Stage, log: Callable[[str], None] = print) -> dict[str, Any
             raise UserError(f"stage '{stage.name}' needs {path}, which is missing: run stage '{maker}' first "
                             "(genius run with the same config runs the stages in order)")
     stage.dir.mkdir(parents=True, exist_ok=True)
-    log(f"[{stage.name}] starting")
-    t0, c0 = time.perf_counter(), time.process_time()
-    result = stage.run()
+    takes_part = ranks.is_main or stage.runs_on == "all" or (stage.runs_on == "generators" and ranks.generates(mode))
+    if takes_part:
+        log(f"[{stage.name}] starting")
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = stage.run()
+    if not ranks.is_main:
+        wait_for(marker.is_file, f"rank 0 to finish stage {stage.name} ({marker})", log)
+        return read_json(marker).get("result", {})
     seconds = time.perf_counter() - t0
     # CPU seconds beside wall seconds: on a shared machine they tell the stage's own cost.
     write_json(marker, {"stage": stage.name, "seconds": seconds, "cpu_seconds": time.process_time() - c0,
@@ -260,13 +283,17 @@ class MethodContext:
     """The unlabeled queries (JSONL with ``id`` and ``instruction``)."""
     engine: Any
     """The round's policy as an Engine."""
+    shard: tuple[int, int] | None = None
+    """This process's share of the queries under a launcher (genius.ranks); None: all of them.
+    The shards are the processes of one launch: shard 0 merges them."""
 
 
 def _genius(ctx: MethodContext) -> Path:
     from genius.queries import load_queries
     from genius.sampling import run_sample
 
-    run_sample(sample_config(ctx.cfg, ctx.round), load_queries(ctx.queries), ctx.out_dir, ctx.engine)
+    run_sample(sample_config(ctx.cfg, ctx.round), load_queries(ctx.queries), ctx.out_dir, ctx.engine,
+               shard=ctx.shard, together=True)
     return ctx.out_dir / "pairs.jsonl"
 
 
@@ -293,8 +320,8 @@ def _baseline(cfg: PipelineConfig) -> Any:
 class _Engines:
     """One loaded model at a time: sampling and evaluation of the same model share it."""
 
-    def __init__(self, cfg: PipelineConfig):
-        self.cfg, self.spec, self.engine = cfg, None, None
+    def __init__(self, cfg: PipelineConfig, ranks: Ranks = Ranks()):
+        self.cfg, self.ranks, self.spec, self.engine = cfg, ranks, None, None
 
     def get(self, spec: str) -> Any:
         if spec != self.spec:
@@ -304,7 +331,8 @@ class _Engines:
             # Engine chunks as large as the sampler's calls (evaluation's are no larger by default).
             rows = sample_config(self.cfg, 0).batch_sequences
             self.engine = make_engine(spec, engine=self.cfg.engine, options=self.cfg.engine_options,
-                                      dtype=self.cfg.dtype, device=self.cfg.device, max_batch_size=rows)
+                                      dtype=self.cfg.dtype, device=self.ranks.device(self.cfg.device, self.cfg.parallel),
+                                      max_batch_size=rows)
             self.spec = spec
         return self.engine
 
@@ -324,7 +352,7 @@ def _check_saved_config(cfg: PipelineConfig, run_dir: Path, force: bool) -> None
     if not saved.is_file() or force:
         return
     old = cfgmod.read_yaml(saved) or {}
-    changed = cfgmod.diff(old, cfgmod.to_dict(cfg), ignore=ENGINE_RUNTIME_KEYS)
+    changed = cfgmod.diff(old, cfgmod.to_dict(cfg), ignore=(*ENGINE_RUNTIME_KEYS, "parallel"))
     if changed:
         raise UserError(f"{saved}: this run was started with other settings (changed: {', '.join(changed)}); "
                         "use another run_dir, the same config to resume, or --force to go on anyway")
@@ -353,17 +381,19 @@ def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, An
     ``results`` (stage name -> what its run returned, or its DONE.json when it was skipped)."""
     run_dir = Path(cfg.run_dir)
     queries = run_dir / "queries" / "queries.jsonl"
+    shard = engines.ranks.shard(cfg.parallel)
 
     def evaluate(model: str, out: Path) -> Callable[[], dict[str, Any]]:
         from genius.evaluation.evaluate import run_eval
 
-        return lambda: {"metrics": run_eval(eval_config(cfg, model), out, engine=engines.get(model))}
+        return lambda: {"metrics": run_eval(eval_config(cfg, model), out, engine=engines.get(model), shard=shard,
+                                            together=True)}
 
     base_dir = run_dir / "eval" / "base"
-    base_eval = (evaluate(cfg.model, base_dir) if cfg.base_eval_from is None
-                 else lambda: _reuse_base_eval(cfg, Path(cfg.base_eval_from), base_dir))
-    stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries)),
-              Stage("eval-base", base_dir, base_eval)]
+    base_eval = (Stage("eval-base", base_dir, evaluate(cfg.model, base_dir), runs_on="generators")
+                 if cfg.base_eval_from is None
+                 else Stage("eval-base", base_dir, lambda: _reuse_base_eval(cfg, Path(cfg.base_eval_from), base_dir)))
+    stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries)), base_eval]
     for r in range(1, cfg.rounds + 1):
         rdir = run_dir / f"round{r}"
         stages += _round_stages(cfg, r, rdir, queries, engines, results, evaluate)
@@ -378,9 +408,10 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
     def build() -> dict[str, Any]:
         if cfg.data_from is not None:
             return _reuse_data(Path(cfg.data_from) / "round1" / "sample", rdir / "sample")
-        ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()))
+        ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()), engines.ranks.shard(cfg.parallel))
         data = methods()[cfg.method](ctx)
-        if not _has_records(data):
+        merged_here = ctx.shard is None or ctx.shard[0] == 0  # shard 0 merges; the others' data is not in yet
+        if merged_here and not _has_records(data):
             raise UserError(f"stage 'round{r}-sample': method '{cfg.method}' built no training data from the "
                             f"queries ({data} is empty; see {data.parent / 'stats.json'}): try more queries, "
                             "more samples per query (baseline.k) or a longer generation budget")
@@ -403,21 +434,23 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
         done = {}
         for step, path in checkpoints(rdir / "train"):
             out = rdir / f"eval-step{step}"
-            run_stage(Stage(f"round{r}-eval-step{step}", out, evaluate(str(path / "model"), out)))
+            run_stage(Stage(f"round{r}-eval-step{step}", out, evaluate(str(path / "model"), out), runs_on="generators"),
+                      ranks=engines.ranks, mode=cfg.parallel)
             done[step] = str(out)
         return {"evaluated": done}
 
     stages = [
-        Stage(f"round{r}-sample", rdir / "sample", build, needs=((queries, "queries"),)),
+        Stage(f"round{r}-sample", rdir / "sample", build, needs=((queries, "queries"),),
+              runs_on="main" if cfg.data_from is not None else "generators"),
         Stage(f"round{r}-train", rdir / "train", train,
-              needs=((rdir / "sample" / DONE, f"round{r}-sample"),)),
+              needs=((rdir / "sample" / DONE, f"round{r}-sample"),), runs_on="all"),
     ]
     if cfg.eval.get("eval_every"):
         stages.append(Stage(f"round{r}-eval-steps", rdir / "eval-steps", intermediate,
-                            needs=((rdir / "train" / DONE, f"round{r}-train"),)))
+                            needs=((rdir / "train" / DONE, f"round{r}-train"),), runs_on="all"))
     stages.append(Stage(f"round{r}-eval", rdir / "eval", lambda: evaluate(results[f"round{r}-train"]["model"],
                                                                           rdir / "eval")(),
-                        needs=((rdir / "train" / DONE, f"round{r}-train"),)))
+                        needs=((rdir / "train" / DONE, f"round{r}-train"),), runs_on="generators"))
     return stages
 
 
@@ -490,7 +523,8 @@ def run_comparison(cfg: PipelineConfig, *, force: bool = False, only: list[str] 
     runs = comparison_runs(cfg)
     _check_saved_config(cfg, run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfgmod.save(cfg, run_dir / "config.yaml")
+    if Ranks.from_env().is_main:
+        cfgmod.save(cfg, run_dir / "config.yaml")
     failed: list[str] = []
     for i, run in enumerate(runs, 1):
         name = Path(run.run_dir).name
@@ -504,11 +538,15 @@ def run_comparison(cfg: PipelineConfig, *, force: bool = False, only: list[str] 
             # cost the others: it is reported and the comparison goes on.
             log(f"=== compare: {name} stopped: {e}")
             failed.append(f"{name} ({e})")
-    if os.environ.get("RANK", "0") == "0":
+    if Ranks.from_env().is_main:
         report.build_comparison_report(run_dir, [Path(r.run_dir) for r in runs])
     if failed:
         raise UserError(f"compare: {len(failed)} of {len(runs)} runs did not finish: " + "; ".join(failed))
     return run_dir
+
+
+def _rank_log(ranks: Ranks, log: Callable[[str], None]) -> Callable[[str], None]:
+    return lambda message: log(f"[rank {ranks.rank}] {message}")
 
 
 def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | None = None,
@@ -519,10 +557,14 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | 
     if cfg.compare:
         return run_comparison(cfg, force=force, only=only, log=log)
     run_dir = Path(cfg.run_dir)
+    ranks = Ranks.from_env()
+    if not ranks.is_main:
+        log = _rank_log(ranks, log)
     _check_saved_config(cfg, run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfgmod.save(cfg, run_dir / "config.yaml")
-    engines = _Engines(cfg)
+    if ranks.is_main:
+        cfgmod.save(cfg, run_dir / "config.yaml")
+    engines = _Engines(cfg, ranks)
     results: dict[str, dict[str, Any]] = {}
     stages = plan(cfg, engines, results)
     names = [s.name for s in stages]
@@ -535,9 +577,9 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | 
             if is_done(stage.dir):
                 results[stage.name] = read_json(stage.dir / DONE).get("result", {})
             continue
-        results[stage.name] = run_stage(stage, log)
+        results[stage.name] = run_stage(stage, log, ranks, cfg.parallel)
     engines.release()
-    if os.environ.get("RANK", "0") == "0":  # under accelerate launch only the main process writes the report
+    if ranks.is_main:
         report.build_report(run_dir)
     log(f"genius run: {run_dir} in {time.perf_counter() - t0:.0f}s; report: {run_dir / 'report.md'}")
     return run_dir

@@ -10,7 +10,8 @@ from test_sampling_mock import MockEngine
 from test_sampling_search import F, S, q
 
 from genius.errors import UserError
-from genius.sampling import SampleConfig, merge_shards, parse_shard, run_sample
+from genius.ranks import parse_shard
+from genius.sampling import SampleConfig, merge_shards, run_sample
 
 CFG = SampleConfig(beams=2, candidates=2, steps=2)
 
@@ -90,13 +91,13 @@ def test_stats_file(tmp_path: Path) -> None:
 
 
 def test_parse_shard() -> None:
-    assert parse_shard("1/4", {}) == (1, 4)
-    assert parse_shard("0/1", {}) is None
-    assert parse_shard(None, {"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
-    assert parse_shard(None, {}) is None
+    assert parse_shard("1/4", env={}) == (1, 4)
+    assert parse_shard("0/1", env={}) is None
+    assert parse_shard(None, env={"RANK": "3", "WORLD_SIZE": "4"}) == (3, 4)
+    assert parse_shard(None, env={}) is None
     for bad in ("2/2", "a/b", "1"):
         with pytest.raises(UserError, match="--shard"):
-            parse_shard(bad, {})
+            parse_shard(bad, env={})
 
 
 def _tiny_queries(n: int):

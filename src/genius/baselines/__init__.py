@@ -32,6 +32,7 @@ from genius.baselines.common import (BaselineQuery, Process, as_queries, corpus_
 from genius.baselines.config import BaselineConfig
 from genius.engines.base import Engine
 from genius.errors import UserError
+from genius.ranks import Shard
 
 __all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "as_queries", "build", "get_builder",
            "pipeline_method"]
@@ -74,12 +75,14 @@ def get_builder(method: str) -> Builder:
     return BUILDERS[key]
 
 
-def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engine | None, out_dir: Path) -> Path:
+def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engine | None, out_dir: Path, *,
+          shard: Shard | None = None, together: bool = False) -> Path:
     """Write one round of ``method``'s training data into ``out_dir``; return the data file.
 
     ``queries``: BaselineQuery objects, or records/objects that ``as_queries`` accepts (the
     config's system prompt is added to those). ``engine``: the current model (None only for
-    sft). A rerun into the same folder with the same settings resumes.
+    sft). A rerun into the same folder with the same settings resumes. ``shard``/``together``:
+    this process's share when several build it (genius.ranks).
     """
     builder = get_builder(method)
     items = list(queries)
@@ -93,7 +96,8 @@ def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engi
                             "(expected a field 'output' or 'response', e.g. alpaca_cleaned.sft.jsonl)")
     if builder.uses_engine and engine is None:
         raise UserError(f"{builder.name} generates with the model: an engine is required")
-    return run_builder(builder.name, builder.output, builder.process, cfg, qs, engine, Path(out_dir))
+    return run_builder(builder.name, builder.output, builder.process, cfg, qs, engine, Path(out_dir),
+                       shard=shard, together=together)
 
 
 def pipeline_method(method: str) -> Callable[[Any], Path]:
@@ -101,7 +105,7 @@ def pipeline_method(method: str) -> Callable[[Any], Path]:
 
     ``ctx`` carries ``cfg`` (the run config: ``seed``, ``baseline``, a dict of BaselineConfig
     keys, and ``queries.source``), ``round``, ``out_dir``, ``queries`` (the run's JSONL of ids
-    and instructions) and ``engine`` (the round's policy). Round r samples with seed + r, as
+    and instructions), ``engine`` (the round's policy) and ``shard`` (this process's share). Round r samples with seed + r, as
     Genius. SFT/SPIN take the corpus responses from the run's query file when it has them, else
     from the file it was drawn from (``cfg.queries.source``; ids match, both come from
     genius.queries).
@@ -117,6 +121,6 @@ def pipeline_method(method: str) -> Callable[[Any], Path]:
             corpus = ctx.cfg.queries.source
         queries = load_baseline_queries(ctx.queries, supervised=builder.supervised, system=cfg.system_prompt,
                                         corpus=corpus)
-        return build(builder.name, cfg, queries, ctx.engine, Path(ctx.out_dir))
+        return build(builder.name, cfg, queries, ctx.engine, Path(ctx.out_dir), shard=ctx.shard, together=True)
 
     return run

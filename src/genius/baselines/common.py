@@ -20,6 +20,7 @@ from genius.engines.base import Engine, SamplingParams
 from genius.errors import UserError
 from genius.io import JsonlAppender, atomic_write_text, dumps, iter_jsonl, read_jsonl, read_yaml, write_yaml
 from genius.models import chat_prompt_ids
+from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 from genius.schema import prompt_messages
 
 CANDIDATES = "candidates.jsonl"
@@ -173,21 +174,30 @@ def _resume_state(data_path: Path, candidates_path: Path) -> set[str]:
 
 
 def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig, queries: Sequence[BaselineQuery],
-                engine: Engine | None, out_dir: Path) -> Path:
-    """Run ``process`` over the queries not yet done; return the data file (pairs/sft.jsonl)."""
+                engine: Engine | None, out_dir: Path, *, shard: Shard | None = None, together: bool = False) -> Path:
+    """Run ``process`` over the queries not yet done; return the data file (pairs/sft.jsonl).
+
+    ``shard=(i, n)``: only the queries at positions i mod n, into ``<output>.<i>-of-<n>.jsonl``
+    and ``candidates.<i>-of-<n>.jsonl``; once every shard is done they are merged, once, in
+    query order (genius.ranks). The data file is complete only in the process that merged."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     check_config_copy(out_dir, method, cfg)
-    data_path = out_dir / f"{output}.jsonl"
-    candidates_path = out_dir / CANDIDATES
+    start_share(out_dir, output, shard)
+    suffix = shard_suffix(shard)
+    data_path = out_dir / f"{output}{suffix}.jsonl"
+    candidates_path = out_dir / f"{Path(CANDIDATES).stem}{suffix}.jsonl"
     done = _resume_state(data_path, candidates_path)
-    todo = [q for q in queries if q.query_id not in done]
+    if shard is not None and (out_dir / CANDIDATES).is_file():  # merged by an earlier launch
+        done |= {r["query_id"] for r in read_jsonl(out_dir / CANDIDATES, repair=True)}
     position = {q.query_id: i for i, q in enumerate(queries)}
+    mine = [q for q in queries if owns(shard, position[q.query_id])]
+    todo = [q for q in mine if q.query_id not in done]
     written = 0
     with JsonlAppender(data_path) as data, JsonlAppender(candidates_path) as details, \
-            tqdm(total=len(queries), initial=len(queries) - len(todo), desc=method, unit="query") as bar:
+            tqdm(total=len(mine), initial=len(mine) - len(todo), desc=method, unit="query") as bar:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start:start + cfg.batch_size]
             # The seed follows the batch's first query, so a resumed run samples as a fresh one would
@@ -199,7 +209,31 @@ def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig,
                 details.write({"query_id": result.query_id, "kept": len(records), **result.detail})
                 written += len(records)
             bar.update(len(batch))
-    total = sum(1 for _ in read_jsonl(data_path)) if data_path.is_file() else 0
+    merged = out_dir / f"{output}.jsonl"
+    if shard is not None and not finish_share(out_dir, output, shard,
+                                              lambda: _merge_shards(out_dir, output, position), together=together):
+        print(f"{method}: shard {shard[0]}/{shard[1]}: {written} records from {len(todo)} queries; "
+              "another process merges the shards")
+        return merged
+    total = sum(1 for _ in read_jsonl(merged)) if merged.is_file() else 0
     print(f"{method}: {total} {'pairs' if output == 'pairs' else 'SFT examples'} from {len(queries)} queries "
-          f"({written} new) -> {data_path}")
-    return data_path
+          f"({written} new) -> {merged}")
+    return merged
+
+
+def _merge_shards(out_dir: Path, output: str, position: dict[str, int]) -> None:
+    """<output>.jsonl and candidates.jsonl := the merged file and every shard's, in query order
+    (a query's records keep their order), each query once."""
+    for name in (output, Path(CANDIDATES).stem):
+        files = [p for p in [out_dir / f"{name}.jsonl", *sorted(out_dir.glob(f"{name}.*-of-*.jsonl"))] if p.is_file()]
+        by_query: dict[str, list[dict]] = {}
+        for path in files:
+            seen_here: dict[str, list[dict]] = {}
+            for r in read_jsonl(path, repair=True):
+                seen_here.setdefault(r["query_id"], []).append(r)
+            for qid, records in seen_here.items():
+                by_query.setdefault(qid, records)
+        ordered = sorted(by_query, key=lambda q: position.get(q, len(position)))
+        atomic_write_text(out_dir / f"{name}.jsonl", "".join(dumps(r) + "\n" for q in ordered for r in by_query[q]))
+        for path in files[1:] if files and files[0].name == f"{name}.jsonl" else files:
+            path.unlink()

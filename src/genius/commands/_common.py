@@ -30,3 +30,32 @@ def engine_from_args(args: argparse.Namespace, cfg: Any = None, **kwargs: Any) -
     engine = getattr(cfg, "engine", None) or args.engine or "auto"
     return make_engine(args.model, engine=engine, options=getattr(cfg, "engine_options", None), dtype=args.dtype,
                        device=args.device, trust_remote_code=args.trust_remote_code, **kwargs)
+
+
+def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    from genius.ranks import PARALLEL_MODES
+
+    p.add_argument("--parallel", default="rank", choices=PARALLEL_MODES,
+                   help="under torchrun / accelerate launch: rank = every process generates its share of the "
+                        "items on its own GPU; node = the first process of each node generates the node's share "
+                        "with all its GPUs (e.g. --engine vllm with tensor parallelism), the others wait")
+    p.add_argument("--shard", default=None,
+                   help="i/n: do shard i of n by hand (separate jobs; the last to finish merges). "
+                        "Default: this process's share under torchrun, else everything")
+
+
+def launch_share(args: argparse.Namespace) -> tuple[Any, bool] | None:
+    """This process's share of a generation command: (shard, whether the shards are the
+    processes of one launch), with ``args.device`` set to its GPU; None when it has nothing to
+    generate (node mode, not the first process of its node)."""
+    from genius.ranks import Ranks, parse_shard
+
+    if args.shard is not None:
+        return parse_shard(args.shard), False
+    ranks = Ranks.from_env()
+    if not ranks.generates(args.parallel):
+        print(f"rank {ranks.rank}: --parallel node, the first process of this node generates; nothing to do here")
+        return None
+    args.device = ranks.device(args.device, args.parallel)
+    return ranks.shard(args.parallel), ranks.launched
+

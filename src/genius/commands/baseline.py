@@ -20,7 +20,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from genius.commands._common import add_model_arguments, engine_from_args
+from genius.commands._common import add_model_arguments, add_parallel_arguments, engine_from_args, launch_share
 
 
 NAMES_HELP = "the baseline: sft, spin, star, coh, self_rewarding (or self-rewarding) or scpo"
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     # does not import the baselines for every other subcommand.
     p.add_argument("name", help=NAMES_HELP)
     add_model_arguments(p)
+    add_parallel_arguments(p)
     p.add_argument("--queries", required=True,
                    help="JSONL/JSON/CSV queries (instruction [+ input] or prompt); sft/spin need a JSONL 'output'")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed when it exists)")
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from genius.baselines.iterate import run_iterations
     from genius.engines import make_engine
     from genius.errors import UserError
+    from genius.ranks import Ranks
 
     builder = get_builder(args.name)
     overrides = {"k": args.k, "temperature": args.temperature, "max_new_tokens": args.max_new_tokens,
@@ -93,9 +95,15 @@ def run(args: argparse.Namespace) -> int:
     queries = load_baseline_queries(args.queries, supervised=builder.supervised, limit=args.limit, field=args.field,
                                     system=cfg.system_prompt)
     if train is None:
+        share = launch_share(args)
+        if share is None:
+            return 0
         engine = engine_from_args(args, cfg) if builder.uses_engine else None
-        build(builder.name, cfg, queries, engine, args.out)
+        build(builder.name, cfg, queries, engine, args.out, shard=share[0], together=share[1])
         return 0
+    if Ranks.from_env().launched or args.shard is not None:
+        raise UserError("genius baseline --train runs in one process; for several GPUs put the baseline in a run "
+                        f"config (method: {builder.name}) and launch genius run with torchrun")
 
     def engine_for(spec: str):
         return make_engine(spec, engine=cfg.engine, options=cfg.engine_options, dtype=args.dtype, device=args.device,

@@ -3,6 +3,7 @@
   genius eval --model smollm2-135m --tasks gsm8k,math500 --limit 20 --data-dir ../shared/data/bench --out runs/eval/base
   genius eval --model runs/demo/checkpoint --tasks gsm8k --samples 8 --out runs/eval/trained
   genius eval compare runs/eval/base runs/eval/trained [--out compare.md]
+  torchrun --nproc-per-node 8 -m genius.cli eval --model M --tasks gsm8k,math500 --out runs/eval/m   # 8 GPUs
 
 Writes <out>/<task>/samples.jsonl, <out>/<task>/metrics.json and <out>/results.md; rerunning the
 same command resumes (answered items are skipped). --data-dir is a folder with one subfolder
@@ -17,7 +18,7 @@ import argparse
 import os
 from pathlib import Path
 
-from genius.commands._common import add_model_arguments
+from genius.commands._common import add_model_arguments, add_parallel_arguments, launch_share
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("compare", nargs="*", metavar="compare RUN_A RUN_B",
                    help="compare two eval output folders instead of evaluating")
     add_model_arguments(p)
+    add_parallel_arguments(p)
     p.add_argument("--tasks", default="gsm8k", help=f"comma-separated tasks: {', '.join(list_tasks())}")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of each task")
     p.add_argument("--out", type=Path, default=None,
@@ -68,10 +70,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device, "engine": args.engine,
         "trust_remote_code": args.trust_remote_code or None,
     }
+    share = launch_share(args)
+    if share is None:
+        return 0
+    overrides["device"] = args.device  # this process's GPU under a launcher
     cfg = config_io.load(EvalConfig, args.config, overrides)
     out = args.out or Path("runs") / "eval" / Path(cfg.model.rstrip("/")).name
     t0 = time.perf_counter()
-    run_eval(cfg, out)
+    results = run_eval(cfg, out, shard=share[0], together=share[1])
+    if len(results) < len(cfg.tasks):
+        print(f"eval: shard {share[0][0]}/{share[0][1]} done in {time.perf_counter() - t0:.0f}s; "
+              f"another process merges the shards into {out}")
+        return 0
     print((out / "results.md").read_text(), end="")
     print(f"eval: {len(cfg.tasks)} task(s) in {time.perf_counter() - t0:.0f}s -> {out}")
     return 0

@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return _plan(cfg, args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)
+    from genius.ranks import Ranks
+
+    if not Ranks.from_env().is_main:  # rank 0 prints the tables
+        return 0
     print()
     members = report.comparison_members(run_dir)
     if members is not None:

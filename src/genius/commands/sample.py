@@ -3,7 +3,8 @@
 Example:
   genius sample ../shared/data/queries/alpaca_cleaned.queries.jsonl --limit 16 --out runs/s1
   genius sample queries.jsonl --out runs/s1 --score step_logprob      # w/o foresight (paper Table 3)
-  genius sample queries.jsonl --out runs/s1 --shard 0/2               # shard 0 of 2 (auto under torchrun)
+  genius sample queries.jsonl --out runs/s1 --shard 0/2               # shard 0 of 2, by hand
+  torchrun --nproc-per-node 8 -m genius.cli sample queries.jsonl --out runs/s1 --model M   # 8 GPUs
 
 Rerun the same command to resume a killed run. Settings come from --config YAML (keys of
 genius.sampling.SampleConfig), with flags on top. Writes trees.jsonl, pairs.jsonl, stats.json and
@@ -13,9 +14,8 @@ sample_config.yaml into --out.
 from __future__ import annotations
 
 import argparse
-import os
 
-from genius.commands._common import add_model_arguments
+from genius.commands._common import add_model_arguments, add_parallel_arguments
 
 # flag name -> SampleConfig key (flags left unset do not override the config file)
 def _unescaped(text: str) -> str:
@@ -66,32 +66,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name, choices=choices, default=None, help=f"SampleConfig.{name}")
     p.add_argument("--end-marker", action="append", default=None, dest="end_markers",
                    help="a string that ends a response like EOS (repeatable)")
-    p.add_argument("--shard", default=None, help="i/n: run shard i of n (default: RANK/WORLD_SIZE under torchrun)")
     p.add_argument("--force", action="store_true", help="resume even though the settings changed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(p)
+    add_parallel_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from genius import config as configlib
-    from genius.commands._common import engine_from_args
-    from genius.sampling import SampleConfig, parse_shard, run_sample
+    from genius.commands._common import engine_from_args, launch_share
+    from genius.sampling import SampleConfig, run_sample
 
     overrides = {k: getattr(args, k) for k in [*CONFIG_FLAGS, *CHOICE_FLAGS, "end_markers", "engine"]}
     cfg = configlib.load(SampleConfig, args.config, overrides)  # validated: bad settings stop here
-    shard = parse_shard(args.shard)
+    share = launch_share(args)
+    if share is None:
+        return 0
+    shard, together = share
     queries = load_queries_from_args(args)
     if not queries.queries:
         from genius.errors import UserError
 
         raise UserError(f"{args.queries}: no usable queries ({dict(queries.counts)})")
-    if args.device == "auto" and "LOCAL_RANK" in os.environ:
-        import torch
-
-        if torch.cuda.is_available():
-            args.device = f"cuda:{os.environ['LOCAL_RANK']}"
     engine = engine_from_args(args, cfg, max_batch_size=cfg.batch_sequences)
-    stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard, progress=not args.no_progress)
+    stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard,
+                       together=together, progress=not args.no_progress)
     skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
     print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "
           f"{stats['queries_resumed']} resumed{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "

@@ -10,6 +10,11 @@ Output folder::
 
 Items already in samples.jsonl are skipped, so a killed run resumes where it stopped; settings
 that change the answers (model, preset, sampling) must match the folder's config.yaml.
+
+Sharded (several processes, genius.ranks): shard i of n answers the items whose position is
+i mod n into ``<task>/samples.<i>-of-<n>.jsonl``; once every shard is done they are merged,
+once, into samples.jsonl in item order, and metrics.json and results.md are written from it.
+Each item draws from its own seed, so a sharded run answers as a one-process run does.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from genius.evaluation.prompts import build_messages, get_preset
 from genius.evaluation.report import results_table
 from genius.evaluation.stats import majority_vote, mean_interval, pass_at_k, wilson_interval
 from genius.evaluation.tasks import Item, Task, get_task
-from genius.io import JsonlAppender, atomic_write_text, read_jsonl, read_yaml, write_json
+from genius.io import JsonlAppender, atomic_write_text, dumps, read_json, read_jsonl, read_yaml, write_json
 from genius.models import DEFAULT_MODEL, chat_prompt_ids
+from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 
 # Settings that change what the model answers: a resumed run must not mix two of them.
 ANSWER_SETTINGS = ("model", "preset", "samples", "temperature", "top_p", "max_new_tokens", "seed")
@@ -95,8 +101,13 @@ class EvalConfig:
         return 0.0 if self.samples == 1 else 0.6
 
 
-def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None) -> dict[str, dict]:
-    """Evaluate every task of ``cfg``; return task -> metrics (also written under ``out_dir``)."""
+def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, shard: Shard | None = None,
+             together: bool = False) -> dict[str, dict]:
+    """Evaluate every task of ``cfg``; return task -> metrics (also written under ``out_dir``).
+
+    ``shard=(i, n)``: answer this shard's items only; the process that merges a task's shards
+    (genius.ranks; ``together`` for the processes of one launch) gets its metrics, the others
+    get no entry for it."""
     cfg.validate()
     out_dir = Path(out_dir)
     tasks = [get_task(name) for name in cfg.tasks]
@@ -114,15 +125,21 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None) -> di
     results: dict[str, dict] = {}
     try:
         for task in tasks:
-            results[task.name] = evaluate_task(task, items[task.name], engine, cfg, out_dir / task.name)
-            m = results[task.name]
+            m = evaluate_task(task, items[task.name], engine, cfg, out_dir / task.name, shard=shard, together=together)
+            if m is None:
+                continue
+            results[task.name] = m
             print(f"{task.name}: accuracy {100 * m['accuracy']:.1f}% "
                   f"[{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
                   f"{m['n_no_answer']} without an answer, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")
     finally:
         if own:
             close_engine(engine)
-    atomic_write_text(out_dir / "results.md", results_table(results, title=f"{cfg.model} ({cfg.preset})"))
+    if results:
+        done = {t.name: out_dir / t.name / "metrics.json" for t in tasks}
+        if all(p.is_file() for p in done.values()):  # sharded: the last task merged may be another's
+            table = {name: results.get(name) or read_json(p) for name, p in done.items()}
+            atomic_write_text(out_dir / "results.md", results_table(table, title=f"{cfg.model} ({cfg.preset})"))
     return results
 
 
@@ -149,15 +166,42 @@ def _load_items(task: Task, cfg: EvalConfig) -> list[Item]:
     return items
 
 
-def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig, task_dir: Path) -> dict:
-    """Generate for the items not yet in ``task_dir/samples.jsonl``, then write metrics.json."""
+def _sample_files(task_dir: Path) -> list[Path]:
+    """samples.jsonl and every shard's file, of this or an earlier launch."""
+    return [p for p in [task_dir / "samples.jsonl", *sorted(task_dir.glob("samples.*-of-*.jsonl"))] if p.is_file()]
+
+
+def _merge_samples(task_dir: Path, items: list[Item]) -> None:
+    """samples.jsonl := every record of every samples file, each item once, in item order."""
+    by_id: dict[str, dict] = {}
+    shards = _sample_files(task_dir)
+    for path in shards:
+        for r in read_jsonl(path, repair=True):
+            by_id.setdefault(r["id"], r)
+    order = {it.id: k for k, it in enumerate(items)}
+    records = sorted(by_id.values(), key=lambda r: order.get(r["id"], len(order)))
+    atomic_write_text(task_dir / "samples.jsonl", "".join(dumps(r) + "\n" for r in records))
+    for path in shards:
+        if path.name != "samples.jsonl":
+            path.unlink()
+
+
+def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig, task_dir: Path, *,
+                  shard: Shard | None = None, together: bool = False) -> dict | None:
+    """Generate for this shard's items not yet answered, then (in the process that merges the
+    shards) write metrics.json and return the metrics; None in the others."""
     preset = get_preset(cfg.preset)
-    samples_path = task_dir / "samples.jsonl"
-    done = {r["id"] for r in read_jsonl(samples_path, repair=True)} if samples_path.is_file() else set()
-    todo = [it for it in items if it.id not in done]
+    task_dir.mkdir(parents=True, exist_ok=True)
+    start_share(task_dir, "samples", shard)
+    samples_path = task_dir / f"samples{shard_suffix(shard)}.jsonl"
+    # Its own file and the merged one only: another shard's file may be mid-line right now.
+    done = {r["id"] for path in {task_dir / "samples.jsonl", samples_path} if path.is_file()
+            for r in read_jsonl(path, repair=True)}
+    mine = [it for k, it in enumerate(items) if owns(shard, k)]
+    todo = [it for it in mine if it.id not in done]
     params = SamplingParams(n=cfg.samples, temperature=cfg.sampling_temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    with JsonlAppender(samples_path) as out, tqdm(total=len(items), initial=len(items) - len(todo), unit="item",
+    with JsonlAppender(samples_path) as out, tqdm(total=len(mine), initial=len(mine) - len(todo), unit="item",
                                                   desc=task.name, disable=os.environ.get("GENIUS_NO_PROGRESS") == "1") as bar:
         for start in range(0, len(todo), cfg.batch_size):
             chunk = todo[start:start + cfg.batch_size]
@@ -176,11 +220,14 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
             share = (time.perf_counter() - t0) / len(chunk)
             out.write_many(score_item(task, it, comps, share) for it, comps in zip(chunk, outputs))
             bar.update(len(chunk))
+    if not finish_share(task_dir, "samples", shard, lambda: _merge_samples(task_dir, items), together=together):
+        return None
     wanted = {it.id for it in items}
-    records = [r for r in read_jsonl(samples_path) if r["id"] in wanted]
+    records = [r for r in read_jsonl(task_dir / "samples.jsonl") if r["id"] in wanted]
     from genius.engines import engine_name
 
-    metrics = {"task": task.name, **task_metrics(records, cfg.samples), "engine": engine_name(engine)}
+    metrics = {"task": task.name, **task_metrics(records, cfg.samples), "engine": engine_name(engine),
+               "shards": shard[1] if shard else 1}
     write_json(task_dir / "metrics.json", metrics)
     return metrics
 

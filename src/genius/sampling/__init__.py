@@ -6,6 +6,6 @@
 
 from genius.sampling.config import SampleConfig
 from genius.sampling.pairs import build_pairs, pairs_for_tree
-from genius.sampling.runner import merge_shards, parse_shard, run_sample
+from genius.sampling.runner import merge_shards, run_sample
 
-__all__ = ["SampleConfig", "build_pairs", "merge_shards", "pairs_for_tree", "parse_shard", "run_sample"]
+__all__ = ["SampleConfig", "build_pairs", "merge_shards", "pairs_for_tree", "run_sample"]

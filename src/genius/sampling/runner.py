@@ -10,8 +10,9 @@ Files (``<s>`` is empty for a one-machine run, ``.<i>-of-<n>`` for shard i of n)
 A rerun of the same command reads the trees written so far (a torn last line, the trace of a
 SIGKILL, is dropped), rebuilds the pairs file from them (so a kill between a tree and its pairs
 loses nothing and duplicates nothing) and samples only the queries not done yet. Shard i of n takes
-the queries whose index is i modulo n; when the last shard finishes, it merges all of them into
-``trees.jsonl`` / ``pairs.jsonl`` / ``stats.json`` in query order (``genius merge`` does the same).
+the queries whose index is i modulo n; once all shards are done they are merged, once (the rule
+of ``genius.ranks``), into ``trees.jsonl`` / ``pairs.jsonl`` / ``stats.json`` in query order
+(``genius merge`` does the same by hand). What a query samples does not depend on its shard.
 """
 
 from __future__ import annotations
@@ -30,36 +31,15 @@ from genius import config as configlib
 from genius.engines import engine_name
 from genius.engines.base import Engine
 from genius.errors import UserError
-from genius.io import JsonlAppender, dumps, read_json, read_yaml, truncate_torn_tail, write_json
+from genius.io import JsonlAppender, atomic_writer, dumps, read_json, read_yaml, truncate_torn_tail, write_json
 from genius.queries import Query, QuerySet
+from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 from genius.sampling.config import RUNTIME_KEYS, SampleConfig
 from genius.sampling.pairs import pairs_for_tree
 from genius.sampling.scoring import quantiles
 from genius.sampling.search import QuerySearch, advance
 
 CONFIG_NAME = "sample_config.yaml"
-
-
-def shard_suffix(shard: tuple[int, int] | None) -> str:
-    return "" if shard is None else f".{shard[0]}-of-{shard[1]}"
-
-
-def parse_shard(text: str | None, env: dict[str, str] | None = None) -> tuple[int, int] | None:
-    """``"i/n"`` -> (i, n); without it, the rank under torchrun / accelerate launch (RANK and
-    WORLD_SIZE in the environment); None for a one-machine run."""
-    env = os.environ if env is None else env
-    if text is None:
-        world = int(env.get("WORLD_SIZE", "1") or 1)
-        if world > 1:
-            return int(env.get("RANK", "0")), world
-        return None
-    try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UserError(f"--shard expects i/n such as 0/2, got '{text}'") from None
-    if n < 1 or not 0 <= i < n:
-        raise UserError(f"--shard {text}: need 0 <= i < n")
-    return None if n == 1 else (i, n)
 
 
 def check_config(run_dir: Path, cfg: SampleConfig, force: bool) -> None:
@@ -92,35 +72,34 @@ def iter_trees(path: Path) -> Iterator[dict]:
 
 def rewrite_pairs(trees_path: Path, pairs_path: Path, cfg: SampleConfig) -> int:
     """pairs file := the pairs of every tree in the trees file (atomically); returns the count."""
-    tmp = pairs_path.with_name(f".{pairs_path.name}.tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_writer(pairs_path) as f:
         for tree in iter_trees(trees_path):
             for p in pairs_for_tree(tree, cfg):
                 f.write(dumps(p) + "\n")
                 count += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, pairs_path)
     return count
 
 
 def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: str | Path, engine: Engine, *,
-               force: bool = False, shard: tuple[int, int] | None = None, progress: bool = True) -> dict:
+               force: bool = False, shard: Shard | None = None, together: bool = False,
+               progress: bool = True) -> dict:
     """Sample foresight trees and pairs for ``queries`` into ``run_dir``; resume what is there.
 
     Returns the stats (also written to stats<s>.json). ``shard=(i, n)`` runs the queries with
-    index % n == i; ``force`` goes on with changed settings instead of refusing.
+    index % n == i and the shards are merged once (genius.ranks: ``together`` when they are
+    the processes of one launch); ``force`` goes on with changed settings instead of refusing.
     """
     cfg.validate()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_config(run_dir, cfg, force)
     suffix = shard_suffix(shard)
+    start_share(run_dir, "trees", shard)
     trees_path, pairs_path = run_dir / f"trees{suffix}.jsonl", run_dir / f"pairs{suffix}.jsonl"
     done = {t["query_id"] for t in iter_trees(trees_path)}
     rewrite_pairs(trees_path, pairs_path, cfg)
-    mine = [q for q in queries if shard is None or q.index % shard[1] == shard[0]]
+    mine = [q for q in queries if owns(shard, q.index)]
     todo = [q for q in mine if q.id not in done]
     counts = dict(getattr(queries, "counts", {}))
     start = time.perf_counter()
@@ -135,8 +114,8 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
         "input": counts, "shard": list(shard) if shard else None, "engine": engine_name(engine), "complete": True,
     })
     write_json(run_dir / f"stats{suffix}.json", stats)
-    if shard is not None and all_shards_complete(run_dir, shard[1]):
-        merge_shards(run_dir)
+    if shard is not None:
+        finish_share(run_dir, "trees", shard, lambda: merge_shards(run_dir), together=together)
     return stats
 
 
@@ -203,10 +182,6 @@ def _shard_stats(run_dir: Path, n: int) -> list[dict | None]:
     return out
 
 
-def all_shards_complete(run_dir: Path, n: int) -> bool:
-    return all(s is not None and s.get("complete") for s in _shard_stats(run_dir, n))
-
-
 def find_shard_count(run_dir: Path) -> int:
     counts = {p.name.split("-of-")[1].split(".")[0] for p in run_dir.glob("trees.*-of-*.jsonl")}
     if not counts:
@@ -243,11 +218,10 @@ def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
                 offset += len(line)
     index.sort(key=lambda row: (row[0], row[1]))
     trees_path, pairs_path = run_dir / "trees.jsonl", run_dir / "pairs.jsonl"
-    tmp = trees_path.with_name(".trees.jsonl.tmp")
     seen: set[str] = set()
     handles: dict[Path, BinaryIO] = {}
     try:
-        with tmp.open("wb") as out:
+        with atomic_writer(trees_path, "wb") as out:
             for _, qid, path, offset in index:
                 if qid in seen:
                     continue
@@ -255,12 +229,9 @@ def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
                 f = handles.setdefault(path, path.open("rb"))
                 f.seek(offset)
                 out.write(f.readline())
-            out.flush()
-            os.fsync(out.fileno())
     finally:
         for f in handles.values():
             f.close()
-    os.replace(tmp, trees_path)
     rewrite_pairs(trees_path, pairs_path, cfg)
     stats = summarize(trees_path, pairs_path)
     done = [s for s in shard_stats if s]
