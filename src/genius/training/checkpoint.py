@@ -5,7 +5,9 @@ Layout of a run folder::
     out_dir/train_config.yaml   the config (a resume refuses a changed one)
     out_dir/train_log.jsonl     one line per logged step
     out_dir/checkpoint-<step>/  model/ (plain HF folder, LoRA merged), state/ (accelerate:
-                                optimizer, scheduler, RNG), trainer_state.json (step, data position)
+                                optimizer, scheduler, RNG; under FSDP with SHARDED_STATE_DICT
+                                one torch.distributed.checkpoint shard per process),
+                                trainer_state.json (step, data position)
     out_dir/final/              the trained model as a plain HF folder (LoRA merged), with tokenizer
 
 Every folder is written under a temporary name and renamed into place when complete, so a killed
@@ -51,15 +53,17 @@ def load_policy(cfg: TrainConfig, device_type: str) -> Any:
     return model
 
 
-def load_frozen(spec: str, cfg: TrainConfig, device: Any) -> Any:
-    """A second, frozen model (a reference other than the starting model), in eval mode."""
+def load_frozen(spec: str, cfg: TrainConfig, device_type: str) -> Any:
+    """A second, frozen model (a reference other than the starting model), in eval mode. Not
+    moved to a device: under FSDP with cpu_ram_efficient_loading the other processes hold meta
+    tensors that only the FSDP wrap fills, so reference.prepare_reference places (or shards) it."""
     from transformers import AutoModelForCausalLM
 
     source, hub = pretrained_source(spec)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(str(device), cfg.dtype),
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(device_type, cfg.dtype),
                                                  use_safetensors=True, trust_remote_code=cfg.trust_remote_code, **hub)
     model.requires_grad_(False)
-    return model.to(device).eval()
+    return model.eval()
 
 
 def checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
@@ -128,7 +132,8 @@ def save_dtype(cfg: TrainConfig) -> Any:
 def save_hf(accelerator: Any, model: Any, tokenizer: Any, folder: Path, dtype: Any = None) -> None:
     """The model as a plain HF folder (LoRA merged in), loadable by every command and by vLLM,
     its floating weights in ``dtype`` (None: as trained). All processes must call it (ZeRO-3/FSDP
-    gather the full weights for it)."""
+    gather the full weights for it: accelerate's get_state_dict asks FSDP for a FULL_STATE_DICT
+    on rank 0 whatever fsdp_state_dict_type the resume state uses)."""
     unwrapped = accelerator.unwrap_model(model)
     if hasattr(unwrapped, "get_base_model"):
         # peft: merged on the main process from its own (unsharded) copy.

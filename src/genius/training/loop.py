@@ -110,8 +110,13 @@ def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
                                        gradient_clipping=cfg.max_grad_norm)
     sharded = (plugin is not None and plugin.zero_stage == 3) or accelerator.distributed_type == DistributedType.FSDP
     if cfg.lora is not None and sharded:
-        raise UserError("train config: LoRA with ZeRO-3/FSDP sharding is not supported (checkpoints merge the "
-                        "adapters from an unsharded copy); use configs/accelerate/ddp.yaml or a full fine-tune")
+        # checkpoint.merged_lora_state_dict adds the adapters into the base weights held by this
+        # process; under ZeRO-3/FSDP those are shards (ZeRO-3: empty placeholders), so the saved
+        # folder would be wrong. A merge from a gathered state is not implemented.
+        raise UserError("train config: LoRA with ZeRO-3/FSDP sharding is not supported: the saved model "
+                        "folders merge the adapters into the base weights on one process, which under "
+                        "sharding holds only a shard of them; use configs/accelerate/ddp.yaml or a full "
+                        "fine-tune")
     return accelerator, grad_accum
 
 
@@ -148,7 +153,7 @@ def _reference_logps(cfg: TrainConfig, accelerator: Any, model: Any, examples: l
         accelerator.print(f"reference log-probs: loaded from cache {path}")
         return cached
     separate = cfg.reference_model is not None and cfg.reference_model != cfg.model
-    net = ckpt.load_frozen(spec, cfg, accelerator.device) if separate else model
+    net = _separate_reference(spec, cfg, accelerator) if separate else model
     chosen, rejected = ref.compute_reference_logps(
         net, examples, accelerator=accelerator, batch_size=cfg.per_device_batch_size, pad_id=pad_id,
         with_rejected=with_rejected, disable_adapter=cfg.lora is not None and not separate)
@@ -161,7 +166,12 @@ def _online_reference(cfg: TrainConfig, accelerator: Any, model: Any) -> Any:
     """The model the reference forward pass runs on every step (online mode)."""
     if cfg.lora is not None and cfg.reference_model in (None, cfg.model):
         return None  # the policy itself with its adapters switched off
-    return ckpt.load_frozen(cfg.reference_model or cfg.model, cfg, accelerator.device)
+    return _separate_reference(cfg.reference_model or cfg.model, cfg, accelerator)
+
+
+def _separate_reference(spec: str, cfg: TrainConfig, accelerator: Any) -> Any:
+    """A second, frozen model, placed or sharded like the policy (DeepSpeed engine, FSDP wrap)."""
+    return ref.prepare_reference(accelerator, ckpt.load_frozen(spec, cfg, accelerator.device.type))
 
 
 def _batch_loss(accelerator: Any, model: Any, batch: dict, loss: LossSpec, lp: LossParams,

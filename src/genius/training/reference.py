@@ -11,6 +11,7 @@ inputs loads it in milliseconds, other data or settings compute afresh.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from genius.errors import UserError
 from genius.models import cache_root, resolve
 from genius.training.data import BatchList, Example, collate, forward_logps
 
@@ -81,6 +83,97 @@ def save_cached(path: Path, chosen: Tensor, rejected: Tensor | None) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def hidden_size(model_config: Any) -> int | None:
+    """The width DeepSpeed's ZeRO-3 buckets are sized by (accelerate's and TRL's rule)."""
+    sizes = getattr(model_config, "hidden_sizes", None)
+    return max(sizes) if sizes else getattr(model_config, "hidden_size", None)
+
+
+def reference_deepspeed_config(train_config: dict[str, Any], width: int | None) -> dict[str, Any]:
+    """DeepSpeed config for a frozen reference, derived from the (already prepared) training one
+    as TRL's prepare_deepspeed does. No optimizer or scheduler: nothing of it is trained, and
+    DeepSpeed would build them. Batch keys stay: deepspeed.initialize checks them. ZeRO-3 shards
+    the reference like the policy (it was created inside zero.Init), with TRL's bucket sizes for
+    ``width``; any other stage becomes 0, a full copy per process: stages 1-2 only partition
+    optimizer state and gradients, which a frozen model has none of."""
+    config = copy.deepcopy(train_config)
+    config.pop("optimizer", None)
+    config.pop("scheduler", None)
+    zero = config.setdefault("zero_optimization", {})
+    if zero.get("stage") != 3:
+        zero["stage"] = 0
+    elif width is not None:
+        # Nested keys: TRL writes these as top-level dotted keys, which deepspeed.initialize ignores.
+        zero.update(reduce_bucket_size=width * width, stage3_param_persistence_threshold=10 * width,
+                    stage3_prefetch_bucket_size=int(0.9 * width * width))
+    return config
+
+
+def prepare_reference(accelerator: Any, model: Any) -> Any:
+    """A separately loaded frozen reference made usable for forward passes under the run's
+    distribution: under DeepSpeed a DeepSpeed engine (under ZeRO-3 the model was created
+    sharded inside zero.Init and cannot run without one), under FSDP an FSDP wrap with the
+    accelerator's plugin settings, else the model on the accelerator's device. Call it after
+    the policy's ``accelerator.prepare``: the DeepSpeed config's "auto" values are filled there.
+    The result is never registered with the accelerator, so save_state/load_state skip it."""
+    from accelerate import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return _deepspeed_reference(accelerator, model)
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return _fsdp_reference(accelerator, model)
+    return model.to(accelerator.device).eval()
+
+
+def _deepspeed_reference(accelerator: Any, model: Any) -> Any:
+    import deepspeed  # optional: installed only where DeepSpeed runs
+
+    config = reference_deepspeed_config(accelerator.state.deepspeed_plugin.deepspeed_config,
+                                        hidden_size(model.config))
+    engine, *_ = deepspeed.initialize(model=model, config=config)
+    engine.eval()  # DeepSpeedEngine.eval returns None, not the engine
+    return engine
+
+
+def _fsdp_reference(accelerator: Any, model: Any) -> Any:
+    """FSDP1 wrap as accelerate's prepare_model does for training (TRL's prepare_fsdp), minus
+    the optimizer-facing parts: nothing is trained, so no upcast of frozen flat parameters."""
+    from accelerate.utils.fsdp_utils import ensure_weights_retied
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    plugin = accelerator.state.fsdp_plugin
+    if plugin.fsdp_version != 1:
+        raise UserError("train: a separate reference_model (or reference_mode: online) under FSDP2 is not "
+                        "supported; use fsdp_version: 1 (configs/accelerate/fsdp.yaml) or ZeRO-3")
+    # After the policy's prepare the plugin's wrap policy already names the decoder-layer
+    # classes; this call is then a no-op, and a reference of the same architecture is
+    # wrapped layer by layer like the policy.
+    plugin.set_auto_wrap_policy(model)
+    # Tied weights (embeddings / lm_head) come apart when param_init_fn re-allocates the meta
+    # tensors of the non-zero ranks; accelerate re-ties them this way for the policy.
+    init_fn = ensure_weights_retied(plugin.param_init_fn, model, accelerator.device)
+    wrapped = FSDP(model, sharding_strategy=plugin.sharding_strategy or plugin.reshard_after_forward,
+                   cpu_offload=plugin.cpu_offload, auto_wrap_policy=plugin.auto_wrap_policy,
+                   mixed_precision=plugin.mixed_precision_policy, sync_module_states=plugin.sync_module_states,
+                   backward_prefetch=plugin.backward_prefetch, forward_prefetch=plugin.forward_prefetch,
+                   use_orig_params=plugin.use_orig_params, param_init_fn=init_fn,
+                   ignored_modules=_ignored_modules(plugin.ignored_modules, model, accelerator.device),
+                   limit_all_gathers=plugin.limit_all_gathers, device_id=accelerator.device)
+    return wrapped.eval()
+
+
+def _ignored_modules(setting: Any, model: Any, device: Any) -> Any:
+    """accelerate allows fsdp_ignored_modules as a regex over module names; FSDP wants modules.
+    FSDP leaves the ones it ignores where they are, so they go to the device here (as in
+    accelerate's prepare_model)."""
+    if not isinstance(setting, str):
+        return setting
+    import re
+
+    pattern = re.compile(setting)
+    return [module.to(device) for name, module in model.named_modules() if pattern.fullmatch(name)]
 
 
 def length_sorted_batches(examples: list[Example], batch_size: int) -> list[list[int]]:
