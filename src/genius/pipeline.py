@@ -327,6 +327,11 @@ class _Engines:
         if spec != self.spec:
             from genius.engines import make_engine
 
+            tp = self.cfg.engine_options.tensor_parallel_size
+            if self.ranks.launched and self.cfg.parallel == "rank" and tp > 1:
+                raise UserError(f"engine_options.tensor_parallel_size {tp} under a launch of {self.ranks.world} "
+                                "processes needs parallel: node (in rank mode every process drives its own GPU)")
+
             self.release()
             # Engine chunks as large as the sampler's calls (evaluation's are no larger by default).
             rows = sample_config(self.cfg, 0).batch_sequences
@@ -426,6 +431,11 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
         reference = None if cfg.reference == "previous" or start == cfg.model else cfg.model
         tcfg = train_config(cfg, policy=start, reference=reference, data=Path(results[f"round{r}-sample"]["data"]))
         final = run_train(tcfg, rdir / "train", resume=True)
+        # While a DeepSpeed config is registered, transformers creates every model inside ZeRO-3's
+        # zero.Init: the next stage's engine must load a whole model.
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
         return {"model": str(final), "steps": _trained_steps(rdir / "train")}
 
     def intermediate() -> dict[str, Any]:

@@ -61,6 +61,8 @@ class StagePlan:
     """Tokens to generate (an upper bound: every budget used up); None: unknown, or no generation."""
     fits: bool
     note: str = ""
+    engines: int = 1
+    """Engines generating at once (one per process, or per node with parallel: node)."""
 
     @property
     def total(self) -> int:
@@ -118,7 +120,8 @@ def training_memory(config: Any, train: Any, gpus: int, mode: Distributed) -> di
 
 def generation_plan(name: str, shape_config: Any, spec: str, engine: str, options: Any, dtype: str, *,
                     prompt_tokens: int, new_tokens: int, samples: int, rows: int, device_bytes: int,
-                    tokens: int | None, label: str = "") -> StagePlan:
+                    tokens: int | None, label: str = "", engines: int = 1) -> StagePlan:
+    """One generation stage on ``engines`` engines, each on one GPU (vLLM: tensor_parallel_size)."""
     dtype_bytes = DTYPE_BYTES.get(dtype, 2)
     shape = ModelShape.from_config(shape_config, dtype_bytes)
     weights = parameter_count(shape_config) * dtype_bytes
@@ -130,21 +133,24 @@ def generation_plan(name: str, shape_config: Any, spec: str, engine: str, option
         note = (f"KV room {max(kv, 0) * tp // shape.kv_bytes_per_token:,} tokens = "
                 f"{max(kv, 0) // max(need, 1)} sequences of {options.max_model_len} at once")
         memory = {"weights": weights // tp, "KV cache (vLLM's share)": max(kv, 0)}
-        gpus = f"1 ({tp} GPU{'s' if tp > 1 else ''})"
-        return StagePlan(name, spec, label or "vllm", gpus, f"{rows} sequences per call", memory, device_bytes, tokens, kv >= need, note)
+        gpus = f"{engines} ({tp} GPU{'s' if tp > 1 else ''} each)"
+        return StagePlan(name, spec, label or "vllm", gpus, f"{rows} sequences per call", memory, device_bytes, tokens,
+                         kv >= need, note, engines)
     budget = int(util * device_bytes) - weights
     plan = plan_chunk(shape, prompt_tokens=prompt_tokens, new_tokens=new_tokens, samples=samples,
                       budget_bytes=max(budget, 0))
     per_chunk = min(max(plan.prompts, 0) * samples, rows)
     memory = {"weights": weights, f"KV + prefill of a chunk ({per_chunk} rows)": plan.bytes_per_prompt * (
         max(per_chunk // samples, 1))}
-    return StagePlan(name, spec, label or "hf", "1 (1 GPU)", f"{rows} sequences per call in chunks of {per_chunk}",
-                     memory, device_bytes, tokens, plan.prompts >= 1,
-                     f"{prompt_tokens}-token prompts, {new_tokens} new tokens")
+    return StagePlan(name, spec, label or "hf", f"{engines} (1 GPU each)",
+                     f"{rows} sequences per call in chunks of {per_chunk}", memory, device_bytes, tokens,
+                     plan.prompts >= 1, f"{prompt_tokens}-token prompts, {new_tokens} new tokens", engines)
 
 
-def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distributed = "zero3") -> list[StagePlan]:
-    """Every stage of ``genius run`` for a pipeline config, planned on ``gpus`` GPUs of ``gpu_gib``."""
+def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distributed = "zero3",
+             gpus_per_node: int = 8) -> list[StagePlan]:
+    """Every stage of ``genius run`` for a pipeline config, planned on ``gpus`` GPUs of ``gpu_gib``
+    (one process per GPU; with ``parallel: node`` one engine per node of ``gpus_per_node``)."""
     from genius import pipeline
     from genius.engines.options import vllm_installed
 
@@ -157,6 +163,11 @@ def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distribute
     ev = pipeline.eval_config(cfg, cfg.model)
     auto_note = "" if engine == "vllm" else ": vLLM not installed here"
     label = engine if cfg.engine != "auto" else f"{engine} (auto{auto_note})"
+    tp = cfg.engine_options.tensor_parallel_size
+    if cfg.parallel == "rank" and tp > 1:
+        raise UserError(f"--plan: engine_options.tensor_parallel_size {tp} needs parallel: node (in rank mode "
+                        "every process drives one GPU)")
+    engines = gpus if cfg.parallel == "rank" else max(1, gpus // gpus_per_node)
     items = _eval_items(ev)
     eval_tokens = None if items is None else items * ev.samples * ev.max_new_tokens
 
@@ -164,7 +175,7 @@ def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distribute
         return generation_plan(name, shape_config, model, engine, cfg.engine_options, dtype,
                                prompt_tokens=TYPICAL_EVAL_PROMPT_TOKENS, new_tokens=ev.max_new_tokens,
                                samples=ev.samples, rows=ev.batch_size * ev.samples, device_bytes=device,
-                               tokens=eval_tokens, label=label)
+                               tokens=eval_tokens, label=label, engines=engines)
 
     plans = [evaluation("eval-base", cfg.model)]
     per_query = sample.steps * sample.beams * sample.candidates * (sample.max_step_tokens + sample.max_rollout_tokens)
@@ -176,7 +187,7 @@ def plan_run(cfg: Any, *, gpus: int = 8, gpu_gib: float = 79.0, mode: Distribute
             f"round{r}-sample", shape_config, cfg.model, engine, cfg.engine_options, dtype,
             prompt_tokens=TYPICAL_QUERY_TOKENS + sample.steps * sample.max_step_tokens,
             new_tokens=sample.max_rollout_tokens, samples=1, rows=sample.batch_sequences, device_bytes=device,
-            tokens=cfg.queries.count * per_query, label=label))
+            tokens=cfg.queries.count * per_query, label=label, engines=engines))
         plans.append(StagePlan(
             f"round{r}-train", cfg.model, f"accelerate ({mode})", f"{gpus} ({gpus} GPUs)",
             f"{train.per_device_batch_size} pairs per GPU, global {global_batch}", memory, device, None,
@@ -208,7 +219,7 @@ def format_plan(plans: list[StagePlan], tokens_per_s: float | None) -> str:
     lines = ["| stage | model | engine | processes | batch | memory per GPU | of GPU | tokens | time | fits |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for p in plans:
-        time = "-" if p.tokens is None or not tokens_per_s else _duration(p.tokens / tokens_per_s)
+        time = "-" if p.tokens is None or not tokens_per_s else _duration(p.tokens / (tokens_per_s * p.engines))
         tokens = "-" if p.tokens is None else f"{p.tokens:,}"
         lines.append(f"| {p.name} | {p.model} | {p.engine} | {p.processes} | {p.batch} | {p.total / GIB:.1f} GiB "
                      f"| {p.device_bytes / GIB:.0f} GiB | {tokens} | {time} | {'yes' if p.fits else 'NO'} |")
@@ -218,8 +229,8 @@ def format_plan(plans: list[StagePlan], tokens_per_s: float | None) -> str:
         lines.append(f"- {p.name}: {parts}" + (f"; {p.note}" if p.note else ""))
     if not tokens_per_s:
         lines.append("- time: pass --tokens-per-s (generated tokens per second of one engine) to estimate it")
-    lines.append("- tokens are upper bounds (every step, rollout and answer uses its whole budget); "
-                 "sampling and evaluation run in one process here (split sampling with genius sample --shard)")
+    lines.append("- tokens are upper bounds (every step, rollout and answer uses its whole budget), split over "
+                 "the engines of a stage (genius.ranks: one per process, or per node with parallel: node)")
     return "\n".join(lines)
 
 

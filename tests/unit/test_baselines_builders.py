@@ -200,7 +200,7 @@ def test_pipeline_method_builds_one_round_from_the_run_config(tmp_path: Path) ->
     run_cfg = SimpleNamespace(seed=3, baseline={"spin_greedy": False, "temperature": 0.5},
                               queries=SimpleNamespace(source="unused: the query file has the outputs"))
     path = pipeline_method("spin")(SimpleNamespace(cfg=run_cfg, round=2, out_dir=tmp_path / "r2", queries=qfile,
-                                                   engine=engine))
+                                                   engine=engine, shard=None))
     assert path == tmp_path / "r2" / "pairs.jsonl"
     [pair] = read_jsonl(path)
     assert (pair["query_id"], pair["chosen"], pair["rejected"]) == ("a", "gold", "mine")
@@ -257,5 +257,5 @@ def test_pipeline_method_finds_corpus_responses_in_the_query_source(tmp_path: Pa
     run_queries.write_text(json.dumps({"id": "alpaca.sft-1", "instruction": "Q?"}) + "\n")
     run_cfg = SimpleNamespace(seed=0, baseline={}, queries=SimpleNamespace(source=str(source)))
     path = pipeline_method("sft")(SimpleNamespace(cfg=run_cfg, round=1, out_dir=tmp_path / "r1", queries=run_queries,
-                                                  engine=None))
+                                                  engine=None, shard=None))
     assert [(r["query_id"], r["response"]) for r in read_jsonl(path)] == [("alpaca.sft-1", "gold")]

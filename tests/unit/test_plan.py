@@ -54,7 +54,15 @@ def test_plan_cli_prints_the_stages_and_refuses_what_does_not_fit(capsys):
     preset = str(REPO / "configs" / "paper_llama8b_magpie.yaml")
     assert main(["run", preset, "--plan", "--tokens-per-s", "20000"]) == 0
     out = capsys.readouterr().out
-    assert "| round1-sample | meta-llama/Llama-3.1-8B-Instruct |" in out and "14h13m" in out
+    # 1,024,000,000 tokens at 20,000 tok/s: 51,200 s on one engine, split over the 8 processes' engines
+    assert "| round1-sample | meta-llama/Llama-3.1-8B-Instruct |" in out and "| 8 (1 GPU each) |" in out
+    assert "1h46m" in out and "14h13m" not in out
+    node = ["--set", "parallel=node", "--set", "engine_options.tensor_parallel_size=8", "--engine", "vllm"]
+    assert main(["run", preset, "--plan", "--tokens-per-s", "20000", "--gpus", "16", *node]) == 0
+    out = capsys.readouterr().out  # 2 nodes: one engine over 8 GPUs on each
+    assert "| 2 (8 GPUs each) |" in out and "7h06m" in out
+    assert main(["run", preset, "--plan", "--set", "engine_options.tensor_parallel_size=8"]) == 2
+    assert "needs parallel: node" in capsys.readouterr().err
     assert main(["run", preset, "--plan", "--gpu-gib", "16", "--distributed", "ddp"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "eval-base" in err[0] and "round1-train" in err[0]

@@ -131,3 +131,19 @@ def test_samples_do_not_depend_on_the_batch_or_the_shard_on_a_real_model(tiny_en
             fa = [c["f"] for s in a["steps"] for c in s["candidates"]]
             fb = [c["f"] for s in b["steps"] for c in s["candidates"]]
             assert fa == pytest.approx(fb, abs=1e-5)
+
+
+def test_a_relaunch_with_another_shard_count_keeps_what_was_merged(tiny_engine, tmp_path: Path) -> None:
+    """Real tiny model: 4 queries as 2 shards (merged), then the launch comes back with 3
+    processes: nothing is sampled again, and a 5th query added later is sampled once."""
+    cfg = SampleConfig(beams=2, candidates=2, steps=1, max_step_tokens=4, max_rollout_tokens=4)
+    for i in range(2):
+        run_sample(cfg, _tiny_queries(4), tmp_path, tiny_engine, shard=(i, 2), progress=False)
+    first = lines(tmp_path / "trees.jsonl")
+    again = [run_sample(cfg, _tiny_queries(4), tmp_path, tiny_engine, shard=(i, 3), progress=False)
+             for i in range(3)]
+    assert sum(s["queries_this_run"] for s in again) == 0 and lines(tmp_path / "trees.jsonl") == first
+    for i in range(3):
+        run_sample(cfg, _tiny_queries(5), tmp_path, tiny_engine, shard=(i, 3), progress=False)
+    ids = [t["query_id"] for t in lines(tmp_path / "trees.jsonl")]
+    assert ids == [f"t{i}" for i in range(5)] and lines(tmp_path / "trees.jsonl")[:4] == first

@@ -31,7 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plan", action="store_true",
                    help="dry run: print every stage's model, engine, processes, batch, memory per GPU, tokens and "
                         "time (genius.plan), load no weights, write nothing; exit 2 when a stage does not fit")
-    p.add_argument("--gpus", type=int, default=8, help="--plan: GPUs of the run (default 8)")
+    p.add_argument("--gpus", type=int, default=8, help="--plan: GPUs of the run, all nodes (default 8)")
+    p.add_argument("--gpus-per-node", type=int, default=8,
+                   help="--plan: GPUs per node (default 8; with parallel: node, one engine per node)")
     p.add_argument("--gpu-gib", type=float, default=79.0,
                    help="--plan: memory of one GPU in GiB (default 79: what torch reports on an 80 GB A100/H100)")
     p.add_argument("--distributed", choices=["ddp", "zero2", "zero3", "fsdp"], default="zero3",
@@ -91,7 +93,8 @@ def _plan(cfg, args: argparse.Namespace) -> int:
     from genius.errors import UserError
     from genius.plan import format_plan, plan_run
 
-    plans = plan_run(cfg, gpus=args.gpus, gpu_gib=args.gpu_gib, mode=args.distributed)
+    plans = plan_run(cfg, gpus=args.gpus, gpu_gib=args.gpu_gib, mode=args.distributed,
+                     gpus_per_node=args.gpus_per_node)
     print(f"plan of {args.config or 'the demo preset'}: {args.gpus} GPU(s) of {args.gpu_gib:g} GiB, "
           f"training as {args.distributed}")
     print(format_plan(plans, args.tokens_per_s))

@@ -98,6 +98,8 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
     start_share(run_dir, "trees", shard)
     trees_path, pairs_path = run_dir / f"trees{suffix}.jsonl", run_dir / f"pairs{suffix}.jsonl"
     done = {t["query_id"] for t in iter_trees(trees_path)}
+    if shard is not None:  # and what an earlier launch (maybe with another shard count) merged
+        done |= {t["query_id"] for t in iter_trees(run_dir / "trees.jsonl")}
     rewrite_pairs(trees_path, pairs_path, cfg)
     mine = [q for q in queries if owns(shard, q.index)]
     todo = [q for q in mine if q.id not in done]
@@ -115,7 +117,7 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
     })
     write_json(run_dir / f"stats{suffix}.json", stats)
     if shard is not None:
-        finish_share(run_dir, "trees", shard, lambda: merge_shards(run_dir), together=together)
+        finish_share(run_dir, "trees", shard, lambda: merge_shards(run_dir, shards=shard[1]), together=together)
     return stats
 
 
@@ -192,11 +194,14 @@ def find_shard_count(run_dir: Path) -> int:
     return int(counts.pop())
 
 
-def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
-    """Combine trees/pairs of all shards into trees.jsonl / pairs.jsonl in query order (each
-    query once) and write stats.json. Refuses missing or unfinished shards unless allow_partial."""
+def merge_shards(run_dir: str | Path, *, shards: int | None = None, allow_partial: bool = False) -> dict:
+    """Combine the trees of all shards (and of an earlier merge) into trees.jsonl / pairs.jsonl in
+    query order, each query once, and write stats.json. Refuses missing or unfinished shards of
+    the ``shards`` count (default: the one count of the shard files) unless allow_partial. Shard
+    files of another count (a launch with other processes) are merged too: a query samples the
+    same whatever its shard, so which copy is kept does not matter."""
     run_dir = Path(run_dir)
-    n = find_shard_count(run_dir)
+    n = shards or find_shard_count(run_dir)
     shard_stats = _shard_stats(run_dir, n)
     missing = [str(i) for i, s in enumerate(shard_stats) if s is None or not s.get("complete")]
     if missing and not allow_partial:
@@ -204,8 +209,8 @@ def merge_shards(run_dir: str | Path, *, allow_partial: bool = False) -> dict:
                         "(or merge with --partial)")
     cfg = configlib.load(SampleConfig, run_dir / CONFIG_NAME)
     index: list[tuple[int, str, Path, int]] = []
-    for i in range(n):
-        path = run_dir / f"trees{shard_suffix((i, n))}.jsonl"
+    sources = [run_dir / "trees.jsonl", *sorted(run_dir.glob("trees.*-of-*.jsonl"))]
+    for path in sources:
         if not path.is_file():
             continue
         truncate_torn_tail(path)
