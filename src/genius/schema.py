@@ -9,12 +9,14 @@
      "A_w": 0.12, "A_l": -0.30,                             # advantages (ACO); optional for DPO-like losses
      "step_mean_advantage": -0.05, "f_w": -0.41, "f_l": -0.83,   # logging only, optional
      "weight": 1.0,                                          # optional per-pair loss weight (ScPO)
+     "chosen_finish": "eos", "rejected_finish": "length",    # optional: eos/stop, or length = cut by a budget
      "method": "genius"}                                     # who built it, optional
 
 ``sft.jsonl``: one supervised example per line: ``{"query_id", "prompt", "response", "weight"?, "method"?}``.
 
 The response is the whole assistant turn (it starts with the assistant prefix, if any); the
-trainer puts ``prompt`` through the chat template and computes the loss on the response only.
+trainer puts ``prompt`` through the chat template and computes the loss on the response only,
+and ends it with EOS unless its finish is ``length`` (a cut response must not teach stopping).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from genius.errors import UserError, where
 PAIR_REQUIRED = ("prompt", "chosen", "rejected")
 SFT_REQUIRED = ("prompt", "response")
 ADVANTAGE_FIELDS = ("A_w", "A_l")
+FINISH_FIELDS = ("chosen_finish", "rejected_finish")
+FINISHES = ("eos", "stop", "length")
 
 
 def prompt_messages(prompt: Any, path: str | Path = "", line: int | None = None) -> list[dict[str, str]]:
@@ -61,6 +65,9 @@ def check_pair(record: dict, path: str | Path = "", line: int | None = None, *, 
             value = record[key]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise UserError(f"{where(path, line, key)} expected a number, got {value!r}")
+    for key in FINISH_FIELDS:
+        if record.get(key) is not None and record[key] not in FINISHES:
+            raise UserError(f"{where(path, line, key)} expected one of {', '.join(FINISHES)}, got {record[key]!r}")
 
 
 def is_finite_pair(record: dict) -> bool:

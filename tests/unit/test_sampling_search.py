@@ -93,21 +93,46 @@ def test_code_variant_uniform_negatives_and_rollout_temperature(tmp_path: Path) 
     assert set(rejected) == {"a1", "a2", "a3"}  # categorical would pick a1 every time
 
 
-def test_without_foresight_scores_by_step_logprob_without_rollouts(tmp_path: Path) -> None:
+def test_without_foresight_scores_by_step_logprob_and_completes_responses_unscored(tmp_path: Path) -> None:
     """score=step_logprob: step 1 scores s = [-3, -1, -5, -7] -> beams a1 (Q -1) then a0 (Q -3);
     pair a1 > a0 (A_w -1, A_l -3). Step 2 (beam order a1, a0): a1b0, a1b1, a0b0, a0b1 with
     s = [-4, -6, -2, -0.1], Q = [-1, -1, -3, -3] -> A = [-3, -5, 1, 2.9]; pair a0b1 > a0b0
-    (A_w 2.9, A_l 1.0). Responses are the steps alone: there is no rollout."""
-    eng = MockEngine(S=S, F={})
+    (A_w 2.9, A_l 1.0). The rollouts are made (so the responses are whole answers, as in Genius)
+    but never scored: the F values, which would rank the candidates otherwise, change nothing."""
+    eng = MockEngine(S=S, F=F)
     [tree], pairs = sample(tmp_path, eng, [q()], score="step_logprob")
-    assert all(phase == "step" for phase, *_ in eng.calls) and len(eng.calls) == 2
+    assert [phase for phase, *_ in eng.calls] == ["step", "rollout", "step", "rollout"]
     s1, s2 = tree["steps"]
     assert s1["selected"] == [1, 0]
     assert [c["step"] for c in s2["candidates"]] == ["a1b0\n", "a1b1\n", "a0b0\n", "a0b1\n"]
     assert [c["A"] for c in s2["candidates"]] == pytest.approx([-3.0, -5.0, 1.0, 2.9])
-    assert all(c["f"] is None and c["rollout"] == "" and c["rollout_tokens"] == 0 for c in s2["candidates"])
+    assert all(c["f"] is None and c["rollout"] == rollout(c["step"].strip()) for c in s2["candidates"])
     assert [a for p in pairs for a in (p["A_w"], p["A_l"])] == pytest.approx([-1.0, -3.0, 2.9, 1.0])
-    assert pairs[1]["chosen"] == PREFIX + "a0\na0b1\n" and pairs[1]["rejected"] == PREFIX + "a0\na0b0\n"
+    assert pairs[1]["chosen"] == PREFIX + "a0\na0b1\n" + rollout("a0b1")
+    assert pairs[1]["rejected"] == PREFIX + "a0\na0b0\n" + rollout("a0b0")
+    assert {p["chosen_finish"] for p in pairs} == {"eos"}
+
+
+def test_pairs_say_how_each_side_finished_and_cut_ones_are_dropped_by_default() -> None:
+    """Hand-made step: chosen c0 (f -1) ended by EOS in its rollout, c1 (f -2) cut at its rollout
+    budget, c2 (f -3) ended the response in its step. Categorical negatives at tau 0.1 put ~1 on
+    c1: that pair has a cut side and is dropped (counted); kept with unfinished: keep."""
+    from genius.sampling.pairs import all_pairs, pairs_for_tree, unfinished_pairs
+
+    def cand(f, ended, step_finish, rollout_finish):
+        return {"parent": 0, "step": f"s{f}\n", "rollout": "r", "score": f, "A": f, "ended": ended,
+                "step_finish": step_finish, "rollout_finish": rollout_finish}
+
+    tree = {"query_id": "q0", "messages": [{"role": "user", "content": "x"}],
+            "steps": [{"k": 1, "beams": [{"text": PREFIX, "Q": 0.0}], "mean_A": -2.0,
+                       "candidates": [cand(-1.0, False, "stop", "eos"), cand(-2.0, False, "stop", "length"),
+                                      cand(-3.0, True, "eos", None)]}]}
+    [pair] = all_pairs(tree, SampleConfig())
+    assert (pair["chosen_finish"], pair["rejected_finish"]) == ("eos", "length")
+    assert pairs_for_tree(tree, SampleConfig()) == [] and unfinished_pairs(tree, SampleConfig()) == 1
+    assert pairs_for_tree(tree, SampleConfig(unfinished="keep")) == [pair]
+    tree["steps"][0]["candidates"][1]["rollout_finish"] = "stop"  # an end marker: finished
+    assert pairs_for_tree(tree, SampleConfig())[0]["rejected_finish"] == "stop"
 
 
 def test_without_sampling_greedy_beams_and_lowest_negative(tmp_path: Path) -> None:

@@ -147,3 +147,27 @@ def test_config_errors():
 
 def test_example_length_is_longest_sequence():
     assert Example([1, 2], [3], [4, 5, 6]).length == 5
+
+
+def test_a_cut_response_gets_no_eos_and_a_finished_one_does() -> None:
+    """rejected_finish "length": the budget cut it, so its tokens end without EOS; the chosen
+    (eos) and a record without finish fields (older files) end with EOS."""
+    from genius.tiny import byte_tokenizer
+    from genius.training.data import Records, tokenize
+
+    tok = byte_tokenizer()
+    rec = {"prompt": "q", "chosen": "ab", "rejected": "cd", "chosen_finish": "eos", "rejected_finish": "length"}
+    old = {"prompt": "q", "chosen": "ab", "rejected": "cd"}
+    examples, _ = tokenize(Records("pairs", [("f", 1, rec), ("f", 2, old)]), tok, max_length=512,
+                           length_policy="drop", with_rejected=True)
+    eos = tok.eos_token_id
+    assert examples[0].chosen_ids[-1] == eos and examples[0].rejected_ids[-1] != eos
+    assert examples[0].rejected_ids == tok("cd", add_special_tokens=False)["input_ids"]
+    assert examples[1].chosen_ids[-1] == eos and examples[1].rejected_ids[-1] == eos
+
+
+def test_a_finish_field_that_is_not_a_finish_is_refused() -> None:
+    from genius.schema import check_pair
+
+    with pytest.raises(UserError, match="rejected_finish.*expected one of eos, stop, length"):
+        check_pair({"prompt": "q", "chosen": "a", "rejected": "b", "rejected_finish": "cut"}, "p.jsonl", 3)

@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="only read by --negatives auto (greedy -> lowest)")
     p.add_argument("--tau", type=float, default=None, help="temperature of the categorical negative draw")
     p.add_argument("--seed", type=int, default=None, help="seed of the negative draws")
+    p.add_argument("--unfinished", choices=["drop", "keep"], default=None,
+                   help="pairs with a response cut by a token budget: drop (default) or keep (trained without EOS)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,15 +37,17 @@ def run(args: argparse.Namespace) -> int:
     if not trees.is_file():
         raise UserError(f"{trees}: file not found (expected a trees.jsonl written by genius sample)")
     source = args.config or (trees.parent / CONFIG_NAME if (trees.parent / CONFIG_NAME).is_file() else None)
-    overrides = {"negatives": args.negatives, "selection": args.selection, "tau": args.tau, "seed": args.seed}
+    overrides = {"negatives": args.negatives, "selection": args.selection, "tau": args.tau, "seed": args.seed,
+                 "unfinished": args.unfinished}
     cfg = configlib.load(SampleConfig, source, overrides)
     out = Path(args.out)
     if out.resolve() == trees.resolve():
         raise UserError(f"--out {out} is the trees file itself; choose another path")
     out.parent.mkdir(parents=True, exist_ok=True)
     rewrite_pairs(trees, out, cfg)
-    stats = summarize(trees, out)
+    stats = summarize(trees, out, cfg)
     q = stats["pair_advantage_quantiles"]
     print(f"genius pairs: {stats['pairs']} pairs from {stats['queries']} trees -> {out} "
-          f"(negatives {cfg.negative_rule}; median A_w {q['A_w']['q50']:.3f}, A_l {q['A_l']['q50']:.3f})")
+          f"(negatives {cfg.negative_rule}; median A_w {q['A_w']['q50']:.3f}, A_l {q['A_l']['q50']:.3f}; "
+          f"{stats['pairs_with_a_cut_side']} with a cut response, unfinished: {cfg.unfinished})")
     return 0

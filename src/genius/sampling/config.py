@@ -40,8 +40,10 @@ class SampleConfig:
     max_rollout_tokens: int = 1024
     """Token budget of a foresight rollout."""
     score: Literal["foresight", "step_logprob"] = "foresight"
-    """foresight: f = mean log-prob of the rollout (paper Eq. 1); step_logprob: no rollouts,
-    candidates are scored by their own mean step log-prob (paper Table 3, w/o foresight)."""
+    """foresight: f = mean log-prob of the rollout (paper Eq. 1); step_logprob: candidates are
+    scored by their own mean step log-prob (paper Table 3, w/o foresight). The rollouts are made
+    either way: they complete the chosen and rejected responses, so the ablation differs from
+    Genius only in how steps are scored."""
     selection: Literal["sample", "greedy"] = "sample"
     """sample: draw M distinct beams from softmax(score / tau) (paper); greedy: keep the top M
     (paper Table 3, w/o sampling)."""
@@ -50,6 +52,10 @@ class SampleConfig:
     one: categorical from softmax(score / tau) (paper Eq. 5), uniform (reference code), lowest
     score. auto = categorical with selection sample, lowest with selection greedy (the paper's
     w/o sampling ablation)."""
+    unfinished: Literal["drop", "keep"] = "drop"
+    """A pair whose chosen or rejected response was cut by a token budget (its rollout, or the
+    context, ran out before EOS or an end marker): drop it (counted in stats.json), or keep it
+    (training then appends no EOS to the cut side, so the model is not taught to stop mid-answer)."""
     seed: int = 0
     """Seeds the engine calls and, with the query id and step, every beam and negative draw."""
     batch_sequences: int = 128
@@ -93,6 +99,8 @@ class SampleConfig:
             raise UserError("sample config: delimiter must be a non-empty string such as \"\\n\"")
         if any(not m for m in self.end_markers):
             raise UserError("sample config: end_markers must be non-empty strings")
+        if self.unfinished not in ("drop", "keep"):
+            raise UserError(f"sample config: unfinished must be drop or keep, got {self.unfinished!r}")
         if self.batch_sequences < self.first_step_candidates:
             raise UserError(f"sample config: batch_sequences ({self.batch_sequences}) must hold at least one "
                             f"query's candidates (beams * candidates = {self.first_step_candidates})")

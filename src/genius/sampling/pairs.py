@@ -6,6 +6,10 @@ whole trajectory T_i = beam prefix + step + rollout (the assistant prefix includ
 responses share the query's messages as prompt. A candidate whose response is an exact copy of the
 chosen one is never the rejected one (the pair would teach nothing); a step with no other
 candidate gives no pair.
+
+Each side carries how its response finished (``chosen_finish``/``rejected_finish``: eos, stop,
+or length when a token budget or the context cut it); with ``unfinished: drop`` (the default) a
+pair with a cut side is left out, and ``unfinished_pairs`` counts what was left out.
 """
 
 from __future__ import annotations
@@ -21,8 +25,30 @@ def candidate_response(step: dict, cand: dict) -> str:
     return step["beams"][cand["parent"]]["text"] + cand["step"] + cand["rollout"]
 
 
+def response_finish(cand: dict) -> str:
+    """How the whole response of a candidate ended: its step's end when the step ended the
+    response, else its rollout's; "length" when it was cut (or had no room for a rollout)."""
+    if cand["ended"]:
+        return cand["step_finish"]
+    return cand.get("rollout_finish") or "length"
+
+
 def pairs_for_tree(tree: dict, cfg: SampleConfig) -> list[dict]:
-    """At most one pair per step of one query's tree."""
+    """At most one pair per step of one query's tree (those the ``unfinished`` rule keeps)."""
+    return [p for p in all_pairs(tree, cfg) if cfg.unfinished == "keep" or _finished(p)]
+
+
+def unfinished_pairs(tree: dict, cfg: SampleConfig) -> int:
+    """Pairs of the tree with a cut side (left out under ``unfinished: drop``)."""
+    return sum(not _finished(p) for p in all_pairs(tree, cfg))
+
+
+def _finished(pair: dict) -> bool:
+    return pair["chosen_finish"] != "length" and pair["rejected_finish"] != "length"
+
+
+def all_pairs(tree: dict, cfg: SampleConfig) -> list[dict]:
+    """At most one pair per step, cut responses included."""
     out = []
     for step in tree["steps"]:
         cands = step["candidates"]
@@ -46,6 +72,8 @@ def pairs_for_tree(tree: dict, cfg: SampleConfig) -> list[dict]:
             "step_mean_advantage": step["mean_A"],
             "f_w": scores[w],
             "f_l": scores[l],
+            "chosen_finish": response_finish(cands[w]),
+            "rejected_finish": response_finish(cands[l]),
             "method": "genius",
         })
     return out

@@ -35,7 +35,7 @@ from genius.io import JsonlAppender, atomic_writer, dumps, read_json, read_yaml,
 from genius.queries import Query, QuerySet
 from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 from genius.sampling.config import RUNTIME_KEYS, SampleConfig
-from genius.sampling.pairs import pairs_for_tree
+from genius.sampling.pairs import pairs_for_tree, unfinished_pairs
 from genius.sampling.scoring import quantiles
 from genius.sampling.search import QuerySearch, advance
 
@@ -107,7 +107,7 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
     start = time.perf_counter()
     tokens = _search_all(todo, cfg, engine, trees_path, pairs_path, progress)
     seconds = time.perf_counter() - start
-    stats = summarize(trees_path, pairs_path)
+    stats = summarize(trees_path, pairs_path, cfg)
     stats.update({
         "queries_this_run": len(todo), "queries_resumed": len(mine) - len(todo),
         "generated_tokens": tokens, "seconds": round(seconds, 3),
@@ -146,12 +146,18 @@ def _search_all(todo: list[Query], cfg: SampleConfig, engine: Engine, trees_path
     return tokens
 
 
-def summarize(trees_path: Path, pairs_path: Path) -> dict:
+def summarize(trees_path: Path, pairs_path: Path, cfg: SampleConfig) -> dict:
     """Counts and advantage quantiles over every tree and pair written so far."""
-    n_trees = ended = no_steps = step_tok = roll_tok = 0
+    n_trees = ended = no_steps = step_tok = roll_tok = unfinished = rollouts = cut = 0
     adv: list[float] = []
     for tree in iter_trees(trees_path):
         n_trees += 1
+        unfinished += unfinished_pairs(tree, cfg)
+        for step in tree["steps"]:
+            for c in step["candidates"]:
+                if c.get("rollout_finish") is not None:
+                    rollouts += 1
+                    cut += c["rollout_finish"] == "length"
         ended += bool(tree["ended"])
         no_steps += not tree["steps"]
         step_tok += tree["generated_tokens"]["step"]
@@ -170,6 +176,8 @@ def summarize(trees_path: Path, pairs_path: Path) -> dict:
                     a_l.append(p["A_l"] if p["A_l"] is not None else float("nan"))
     return {
         "queries": n_trees, "pairs": n_pairs, "queries_ended_early": ended, "queries_without_steps": no_steps,
+        "pairs_with_a_cut_side": unfinished, "unfinished": cfg.unfinished,
+        "rollouts": rollouts, "rollouts_cut": cut, "rollouts_cut_share": cut / rollouts if rollouts else 0.0,
         "total_step_tokens": step_tok, "total_rollout_tokens": roll_tok,
         "advantage_quantiles": quantiles(adv),
         "pair_advantage_quantiles": {"A_w": quantiles(a_w), "A_l": quantiles(a_l)},
@@ -238,7 +246,7 @@ def merge_shards(run_dir: str | Path, *, shards: int | None = None, allow_partia
         for f in handles.values():
             f.close()
     rewrite_pairs(trees_path, pairs_path, cfg)
-    stats = summarize(trees_path, pairs_path)
+    stats = summarize(trees_path, pairs_path, cfg)
     done = [s for s in shard_stats if s]
     seconds = max((s["seconds"] for s in done), default=0.0)
     tokens = sum(s["generated_tokens"] for s in done)

@@ -16,7 +16,8 @@ Choices the paper leaves open, made here:
   response (EOS or an end marker) has no rollout; its f is its step's mean log-prob.
 - A beam whose step ended the response retires: the next step keeps one beam fewer. A query whose
   beams all retired, or that ran K steps, is done.
-- With score=step_logprob (w/o foresight) there are no rollouts and s stands in for f everywhere.
+- With score=step_logprob (w/o foresight) s stands in for f everywhere; the rollouts are still
+  made, unscored, so that its chosen and rejected responses are whole answers like Genius's.
 """
 
 from __future__ import annotations
@@ -109,8 +110,7 @@ def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig) 
         return 0
     cands = _sample_steps(live, engine, cfg)
     cands = _finish_blank_steps(cands, engine, cfg)
-    if cfg.score == "foresight":
-        _rollouts(cands, engine, cfg)
+    _rollouts(cands, engine, cfg)  # w/o foresight too: they complete the responses, unscored
     by_search: dict[int, list[_Cand]] = {}
     for c in cands:
         by_search.setdefault(id(c.search), []).append(c)

@@ -7,7 +7,8 @@ A sequence is ``chat_prompt_ids(tokenizer, prompt_messages) + response tokens + 
 - the response is tokenized on its own, without special tokens, the way the sampler produced
   it after the prompt; its text already starts with the assistant prefix when one was used;
 - EOS is ``tokenizer.eos_token_id`` (for chat models the end-of-turn token, e.g. <|im_end|>,
-  <|eot_id|>), so the model also learns where the answer stops.
+  <|eot_id|>), so the model also learns where the answer stops; a response that a token budget
+  cut (``chosen_finish``/``rejected_finish`` = length) gets none: it did not stop there.
 
 Labels are -100 on prompt and padding tokens: the loss sees response tokens only. Sequences
 longer than ``max_length`` are dropped, or (policy ``truncate``) cut at the response end;
@@ -105,8 +106,9 @@ def read_records(paths: list[Path], data_format: str, *, need_advantages: bool, 
     return out
 
 
-def _response_ids(tokenizer: Any, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+def _response_ids(tokenizer: Any, text: str, finish: str | None = None) -> list[int]:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids if finish == "length" else ids + [tokenizer.eos_token_id]
 
 
 def fit_length(prompt_len: int, response: list[int], max_length: int, policy: str) -> tuple[list[int] | None, bool]:
@@ -128,10 +130,12 @@ def tokenize(records: Records, tokenizer: Any, *, max_length: int, length_policy
     examples = []
     for path, line, rec in records.rows:
         prompt = chat_prompt_ids(tokenizer, prompt_messages(rec["prompt"], path, line))
-        texts = [rec["chosen"], rec["rejected"]] if records.kind == "pairs" else [rec["response"]]
+        sides = ([(rec["chosen"], rec.get("chosen_finish")), (rec["rejected"], rec.get("rejected_finish"))]
+                 if records.kind == "pairs" else [(rec["response"], rec.get("finish"))])
         if not with_rejected:
-            texts = texts[:1]
-        fitted = [fit_length(len(prompt), _response_ids(tokenizer, t), max_length, length_policy) for t in texts]
+            sides = sides[:1]
+        fitted = [fit_length(len(prompt), _response_ids(tokenizer, text, finish), max_length, length_policy)
+                  for text, finish in sides]
         if any(ids is None for ids, _ in fitted):
             stats.dropped_long += 1
             continue
