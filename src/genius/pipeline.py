@@ -4,8 +4,11 @@ Layout of a run directory (every arrow of the design is a file here)::
 
     config.yaml                 the pipeline config as run (a changed config is refused on rerun)
     queries/queries.jsonl       the unlabeled queries of every round
+    queries/answers.jsonl       their gold answers when known (synthetic, queries.task): read only
+                                by the signal diagnostics, never by sampling or training
     eval/base/                  evaluation of the starting model
-    round1/sample/              trees.jsonl, pairs.jsonl, stats.json (the method's training data)
+    round1/sample/              trees.jsonl, pairs.jsonl, stats.json (the method's training data;
+                                with answers: stats.json "signal" and signal_f.png)
     round1/train/               checkpoints, train_log.jsonl
     round1/eval/                evaluation of the round's trained model
     round1/eval-step20/ ...     with eval_every: evaluations of intermediate checkpoints
@@ -43,6 +46,7 @@ from genius.engines.options import ENGINE_RUNTIME_KEYS, EngineName, EngineOption
 from genius.errors import UserError
 from genius.io import atomic_write_text, dumps, read_json, write_json
 from genius.ranks import ParallelMode, Ranks, wait_for
+from genius.sampling.signal import ANSWERS
 
 DONE = "DONE.json"
 
@@ -58,6 +62,11 @@ class QueriesConfig:
     """Synthetic problem kinds, in turn (source 'synthetic' only)."""
     field: str | None = None
     """Which field holds the query text when a file has several candidates (file/hub sources)."""
+    task: str | None = None
+    """Read ``source`` (a file or folder in this evaluation task's format, e.g. a GSM8K train.jsonl)
+    as the queries: the model sees the questions only, their gold answers go to
+    queries/answers.jsonl for the signal diagnostics (genius.sampling.signal), which sampling and
+    training never read. The synthetic source keeps its answers there too."""
 
 
 @dataclass
@@ -115,6 +124,9 @@ class PipelineConfig:
     def validate(self) -> None:
         if self.rounds < 1:
             raise UserError(f"key 'rounds': expected an integer >= 1, got {self.rounds}")
+        if self.queries.task is not None and self.queries.source == "synthetic":
+            raise UserError("key 'queries.task': the synthetic source has its own answers; set queries.source to "
+                            f"a file or folder in the format of task {self.queries.task}")
         if self.queries.count < 1:
             raise UserError(f"key 'queries.count': expected an integer >= 1, got {self.queries.count}")
         if self.parallel not in ("rank", "node"):
@@ -364,8 +376,11 @@ def _check_saved_config(cfg: PipelineConfig, run_dir: Path, force: bool) -> None
 
 
 def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
-    """Write the run's unlabeled queries: synthetic problems (training split) or a loaded source."""
+    """Write the run's unlabeled queries: synthetic problems (training split) or a loaded source;
+    when they have gold answers, the answer key beside them (diagnostics only)."""
     from genius import synthetic
+    from genius.evaluation.tasks import Item, get_task
+    from genius.sampling.signal import ANSWERS, write_answer_key
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.queries.source == "synthetic":
@@ -373,7 +388,15 @@ def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
         # The supervised baselines (SFT, SPIN) train on a labelled corpus: the worked solutions.
         builder = _baseline(cfg)
         synthetic.write_queries(out, problems, solutions=builder is not None and builder.supervised)
-        return {"queries": str(out), "count": len(problems)}
+        write_answer_key(out.parent / ANSWERS, [Item(id=p.id, question=p.question, gold=p.answer,
+                                                     meta={"kind": p.kind, "choices": list(p.choices)})
+                                                for p in problems], "synthetic")
+        return {"queries": str(out), "count": len(problems), "answers": str(out.parent / ANSWERS)}
+    if cfg.queries.task is not None:
+        items = get_task(cfg.queries.task).load(Path(cfg.queries.source), limit=cfg.queries.count, seed=cfg.seed)
+        atomic_write_text(out, "".join(dumps({"id": it.id, "instruction": it.question}) + "\n" for it in items))
+        write_answer_key(out.parent / ANSWERS, items, cfg.queries.task)
+        return {"queries": str(out), "count": len(items), "answers": str(out.parent / ANSWERS)}
     from genius.queries import load_queries
 
     qs = load_queries(cfg.queries.source, field=cfg.queries.field, limit=cfg.queries.count)
@@ -416,11 +439,21 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
         ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()), engines.ranks.shard(cfg.parallel))
         data = methods()[cfg.method](ctx)
         merged_here = ctx.shard is None or ctx.shard[0] == 0  # shard 0 merges; the others' data is not in yet
-        if merged_here and not _has_records(data):
+        if not merged_here:
+            return {"data": str(data)}
+        result = {"data": str(data)}
+        answers = queries.parent / ANSWERS
+        if answers.is_file() and (rdir / "sample" / "trees.jsonl").is_file():
+            from genius.sampling.signal import write_signal
+
+            result["signal"] = write_signal(rdir / "sample", answers)["headline"]
+            print(result["signal"])
+        if not _has_records(data):
             raise UserError(f"stage 'round{r}-sample': method '{cfg.method}' built no training data from the "
                             f"queries ({data} is empty; see {data.parent / 'stats.json'}): try more queries, "
-                            "more samples per query (baseline.k) or a longer generation budget")
-        return {"data": str(data)}
+                            "more samples per query (baseline.k), longer budgets (sample.max_rollout_tokens: "
+                            "pairs with a cut response are dropped) or sample.unfinished: keep")
+        return result
 
     def train() -> dict[str, Any]:
         from genius.training import run_train

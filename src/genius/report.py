@@ -529,7 +529,10 @@ def _sampling_section(r: int, sample_dir: Path, plots: Path) -> list[str]:
     md: list[str] = []
     stats_path = sample_dir / "stats.json"
     if stats_path.is_file():
-        md += [f"## Sampling, round {r}", "", "| statistic | value |", "|---|---|", *_stats_rows(read_json(stats_path)), ""]
+        stats = read_json(stats_path)
+        md += [f"## Sampling, round {r}", "", "| statistic | value |", "|---|---|", *_stats_rows(stats), ""]
+        if stats.get("signal"):
+            md += _signal_section(r, stats["signal"], sample_dir, plots)
     pairs_path = sample_dir / "pairs.jsonl"
     if pairs_path.is_file():
         pairs = read_jsonl(pairs_path, repair=False)
@@ -541,3 +544,29 @@ def _sampling_section(r: int, sample_dir: Path, plots: Path) -> list[str]:
             md += [f"| [{lo:.3g}, {hi:.3g}] | {cw} | {cl} |" for lo, hi, cw, cl in advantage_bins(pairs)]
             md += ["", f"![advantages round {r}](plots/advantages_round{r}.png)", ""]
     return md
+
+
+def _signal_section(r: int, signal: dict, sample_dir: Path, plots: Path) -> list[str]:
+    """The signal diagnostics of a round (genius.sampling.signal): answers never used in training."""
+    import shutil
+
+    diff = signal["chosen_minus_rejected"]
+    ci = "-" if diff["ci95"] is None else f"[{100 * diff['ci95'][0]:+.1f}, {100 * diff['ci95'][1]:+.1f}]"
+    gap = "-" if diff["mean"] is None else f"{100 * diff['mean']:+.1f}"
+    md = [f"### Signal of the self-reward, round {r}", "",
+          f"Checked against the {signal['task']} answers of {signal['queries']} queries, which sampling and "
+          "training never see.", "", "| measure | value |", "|---|---|",
+          f"| chosen response correct | {_pct(signal['chosen_correct'])}% of {signal['pairs']} pairs |",
+          f"| rejected response correct | {_pct(signal['rejected_correct'])}% |",
+          f"| chosen - rejected (paired, 95% CI) | {gap} pts {ci} |",
+          f"| final beams correct | {_pct(signal['final_beams_correct'])}% of {signal['final_beams']} |",
+          f"| candidates correct | {_pct(signal['candidates_correct'])}% of {signal['candidates']} |",
+          f"| AUROC of f vs correct | {_fmt(signal['auroc_f'])} |",
+          f"| AUROC of s vs correct | {_fmt(signal['auroc_s'])} |",
+          f"| rollouts cut by their budget | {_pct(signal['rollouts_cut_share'])}% of {signal['rollouts']} |", ""]
+    figure = sample_dir / "signal_f.png"
+    if figure.is_file():
+        shutil.copyfile(figure, plots / f"signal_round{r}.png")
+        md += [f"![f of correct vs wrong responses, round {r}](plots/signal_round{r}.png)", ""]
+    return md
+

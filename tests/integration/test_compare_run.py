@@ -20,7 +20,8 @@ def _config(tmp: Path, model: Path, compare: dict) -> Path:
     cfg = {
         "model": str(model), "run_dir": str(tmp / "cmp"), "dtype": "fp32", "device": "cpu",
         "queries": {"source": "synthetic", "count": 2},
-        "sample": {"beams": 2, "candidates": 2, "steps": 2, "max_step_tokens": 6, "max_rollout_tokens": 8},
+        "sample": {"beams": 2, "candidates": 2, "steps": 2, "max_step_tokens": 6, "max_rollout_tokens": 8,
+                   "unfinished": "keep"},
         "baseline": {"k": 6, "max_new_tokens": 6, "temperature": 1.0, "judge_samples": 1,
                      "judge_max_new_tokens": 4, "vote_threshold": 0.3},
         "train": {"lr": 1e-3, "max_steps": 1, "per_device_batch_size": 2, "max_length": 256},

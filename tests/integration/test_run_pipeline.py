@@ -18,8 +18,9 @@ def _config(tmp: Path, model: Path, **extra) -> Path:
     cfg = {
         "model": str(model), "run_dir": str(tmp / "run"), "dtype": "fp32", "device": "cpu", "rounds": 2,
         "queries": {"source": "synthetic", "count": QUERIES},
+        # The random tiny model seldom ends within 8 tokens: cut pairs are kept (trained without EOS).
         "sample": {"beams": 2, "candidates": 2, "steps": 2, "max_step_tokens": 6, "max_rollout_tokens": 8,
-                   "batch_sequences": 16},
+                   "unfinished": "keep", "batch_sequences": 16},
         "train": {"loss": "aco", "lr": 1e-3, "max_steps": 2, "per_device_batch_size": 2, "max_length": 256},
         "eval": {"tasks": ["synthetic"], "limit": EVAL_ITEMS, "max_new_tokens": 8, "batch_size": 8, "eval_every": 1},
         **extra,
@@ -68,6 +69,48 @@ def test_files_hold_the_right_counts(finished_run):
         for folder in ("eval", "eval-step1"):
             assert len(read_jsonl(run / f"round{r}" / folder / "synthetic" / "samples.jsonl")) == EVAL_ITEMS
     assert len(read_jsonl(run / "eval" / "base" / "synthetic" / "samples.jsonl")) == EVAL_ITEMS
+
+
+def test_answers_are_kept_aside_and_the_signal_is_reported(finished_run):
+    """The synthetic queries' answers go to queries/answers.jsonl (the queries file has none);
+    every round's stats.json has the signal diagnostics and the report shows them."""
+    _, run, text = finished_run
+    queries = read_jsonl(run / "queries" / "queries.jsonl")
+    answers = read_jsonl(run / "queries" / "answers.jsonl")
+    assert [a["id"] for a in answers] == [q["id"] for q in queries] and all(set(q) == {"id", "instruction"}
+                                                                            for q in queries)
+    assert all(a["task"] == "synthetic" and a["gold"] for a in answers)
+    for r in (1, 2):
+        sample = run / f"round{r}" / "sample"
+        signal = read_json(sample / "stats.json")["signal"]
+        pairs = read_jsonl(sample / "pairs.jsonl")
+        assert signal["queries"] == QUERIES and signal["pairs"] == len(pairs)
+        assert signal["rollouts"] > 0 and 0 <= signal["rollouts_cut_share"] <= 1
+        assert {p["chosen_finish"] for p in pairs} <= {"eos", "stop", "length"}
+        assert f"### Signal of the self-reward, round {r}" in text
+    assert (run / "plots" / "signal_round1.png").is_file()
+
+
+def test_an_evaluation_task_file_as_query_source_keeps_its_answers_aside(tmp_path):
+    """queries.task: gsm8k reads a GSM8K-format file: the model gets the questions, the gold
+    numbers go to the answer key."""
+    import json
+
+    from genius import pipeline
+
+    source = tmp_path / "train.jsonl"
+    source.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"{i} + {i}\n#### {2 * i}"}) + "\n"
+                              for i in range(5)))
+    cfg = pipeline.load_config(None, {"queries.source": str(source), "queries.task": "gsm8k", "queries.count": 3,
+                                      "run_dir": str(tmp_path / "run")})
+    out = tmp_path / "run" / "queries" / "queries.jsonl"
+    result = pipeline.make_queries(cfg, out)
+    assert result["count"] == 3
+    assert read_jsonl(out) == [{"id": f"gsm8k-{i}", "instruction": f"What is {i} + {i}?"} for i in range(3)]
+    assert [(a["id"], a["gold"], a["task"]) for a in read_jsonl(out.parent / "answers.jsonl")] == [
+        (f"gsm8k-{i}", str(2 * i), "gsm8k") for i in range(3)]
+    with pytest.raises(Exception, match="queries.task"):
+        pipeline.load_config(None, {"queries.task": "gsm8k"})
 
 
 def test_round_two_starts_from_round_one(finished_run):

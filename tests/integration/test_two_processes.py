@@ -31,6 +31,7 @@ def _config(tmp: Path, model: Path, name: str, **sample) -> Path:
         "model": str(model), "run_dir": str(tmp / name), "dtype": "fp32", "device": "cpu", "engine": "hf",
         "queries": {"source": "synthetic", "count": QUERIES},
         "sample": {"beams": 2, "candidates": 2, "steps": 2, "max_step_tokens": 6, "max_rollout_tokens": 8,
+                   "unfinished": "keep",
                    "batch_sequences": 8, **sample},
         "train": {"loss": "aco", "lr": 1e-3, "max_steps": 3, "per_device_batch_size": 1, "global_batch_size": 2,
                   "max_length": 256, "cpu": True},
@@ -154,7 +155,7 @@ def test_sample_and_eval_commands_under_torchrun_match_one_process(tiny_model_di
     synthetic.write_queries(queries, synthetic.generate(5, seed=1, split="train"))
     common = ["--model", str(tiny_model_dir), "--device", "cpu", "--dtype", "fp32", "--engine", "hf"]
     sample = ["sample", str(queries), *common, "--beams", "2", "--candidates", "2", "--steps", "2",
-              "--max-step-tokens", "6", "--max-rollout-tokens", "6", "--no-progress"]
+              "--max-step-tokens", "6", "--max-rollout-tokens", "6", "--unfinished", "keep", "--no-progress"]
     evaluate = ["eval", *common, "--tasks", "synthetic", "--limit", "5", "--max-new-tokens", "8",
                 "--samples", "2", "--batch-size", "2"]
     for procs in (1, 2):

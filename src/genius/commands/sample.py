@@ -29,7 +29,7 @@ CONFIG_FLAGS = {
     "max_step_tokens": int, "max_rollout_tokens": int, "seed": int, "batch_sequences": int,
 }
 CHOICE_FLAGS = {"score": ("foresight", "step_logprob"), "selection": ("sample", "greedy"),
-                "negatives": ("auto", "categorical", "uniform", "lowest")}
+                "negatives": ("auto", "categorical", "uniform", "lowest"), "unfinished": ("drop", "keep")}
 
 
 def add_query_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,6 +66,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument("--" + name, choices=choices, default=None, help=f"SampleConfig.{name}")
     p.add_argument("--end-marker", action="append", default=None, dest="end_markers",
                    help="a string that ends a response like EOS (repeatable)")
+    p.add_argument("--answers", default=None,
+                   help="answer key JSONL (id, task, gold[, labels, meta]; e.g. a run's queries/answers.jsonl): "
+                        "after sampling, check the responses against it (genius.sampling.signal; never used "
+                        "for sampling) and print the signal line")
     p.add_argument("--force", action="store_true", help="resume even though the settings changed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(p)
@@ -88,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
         from genius.errors import UserError
 
         raise UserError(f"{args.queries}: no usable queries ({dict(queries.counts)})")
+    if args.answers:  # a bad key fails now, not after the sampling
+        from pathlib import Path
+
+        from genius.sampling.signal import read_answer_key
+
+        read_answer_key(Path(args.answers))
     engine = engine_from_args(args, cfg, max_batch_size=cfg.batch_sequences)
     stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard,
                        together=together, progress=not args.no_progress)
@@ -96,4 +106,8 @@ def run(args: argparse.Namespace) -> int:
           f"{stats['queries_resumed']} resumed{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "
           f"{stats['generated_tokens']} tokens in {stats['seconds']:.1f}s ({stats['tokens_per_s']:.0f} tok/s, "
           f"{stats['queries_per_min']:.1f} queries/min)")
+    if args.answers and stats["merged_here"]:
+        from genius.sampling.signal import write_signal
+
+        print(write_signal(Path(args.out), Path(args.answers))["headline"])
     return 0

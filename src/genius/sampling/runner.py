@@ -86,7 +86,8 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
                progress: bool = True) -> dict:
     """Sample foresight trees and pairs for ``queries`` into ``run_dir``; resume what is there.
 
-    Returns the stats (also written to stats<s>.json). ``shard=(i, n)`` runs the queries with
+    Returns the stats (also written to stats<s>.json), with ``merged_here``: whether trees.jsonl
+    now holds every shard (always for a one-process run). ``shard=(i, n)`` runs the queries with
     index % n == i and the shards are merged once (genius.ranks: ``together`` when they are
     the processes of one launch); ``force`` goes on with changed settings instead of refusing.
     """
@@ -116,9 +117,9 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
         "input": counts, "shard": list(shard) if shard else None, "engine": engine_name(engine), "complete": True,
     })
     write_json(run_dir / f"stats{suffix}.json", stats)
-    if shard is not None:
-        finish_share(run_dir, "trees", shard, lambda: merge_shards(run_dir, shards=shard[1]), together=together)
-    return stats
+    merged = finish_share(run_dir, "trees", shard, lambda: merge_shards(run_dir, shards=shard[1]),
+                          together=together) if shard is not None else True
+    return {**stats, "merged_here": merged}
 
 
 def _search_all(todo: list[Query], cfg: SampleConfig, engine: Engine, trees_path: Path, pairs_path: Path,
