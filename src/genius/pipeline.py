@@ -62,6 +62,10 @@ class QueriesConfig:
     """Synthetic problem kinds, in turn (source 'synthetic' only)."""
     field: str | None = None
     """Which field holds the query text when a file has several candidates (file/hub sources)."""
+    instruction: str | None = None
+    """Appended to every query after a blank line, e.g. the answer format ('End your response with
+    "The answer is: X"...'): measured on the embedded model, its synthetic-problem pairs carry
+    signal with it and none without (README, "Does the self-reward carry signal?")."""
     task: str | None = None
     """Read ``source`` (a file or folder in this evaluation task's format, e.g. a GSM8K train.jsonl)
     as the queries: the model sees the questions only, their gold answers go to
@@ -129,8 +133,6 @@ class PipelineConfig:
                             f"a file or folder in the format of task {self.queries.task}")
         if self.queries.count < 1:
             raise UserError(f"key 'queries.count': expected an integer >= 1, got {self.queries.count}")
-        if self.parallel not in ("rank", "node"):
-            raise UserError(f"key 'parallel': expected rank or node, got {self.parallel!r}")
         if self.method not in methods():
             raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(methods())}")
         if self.data_from is not None and self.rounds != 1:
@@ -380,28 +382,35 @@ def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     when they have gold answers, the answer key beside them (diagnostics only)."""
     from genius import synthetic
     from genius.evaluation.tasks import Item, get_task
-    from genius.sampling.signal import ANSWERS, write_answer_key
+    from genius.sampling.signal import write_answer_key
 
     out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.queries.source == "synthetic":
         problems = synthetic.generate(cfg.queries.count, seed=cfg.seed, split="train", kinds=cfg.queries.kinds)
         # The supervised baselines (SFT, SPIN) train on a labelled corpus: the worked solutions.
         builder = _baseline(cfg)
-        synthetic.write_queries(out, problems, solutions=builder is not None and builder.supervised)
+        shown = [dataclasses.replace(p, question=_with_instruction(p.question, cfg)) for p in problems]
+        synthetic.write_queries(out, shown, solutions=builder is not None and builder.supervised)
         write_answer_key(out.parent / ANSWERS, [Item(id=p.id, question=p.question, gold=p.answer,
                                                      meta={"kind": p.kind, "choices": list(p.choices)})
                                                 for p in problems], "synthetic")
         return {"queries": str(out), "count": len(problems), "answers": str(out.parent / ANSWERS)}
     if cfg.queries.task is not None:
         items = get_task(cfg.queries.task).load(Path(cfg.queries.source), limit=cfg.queries.count, seed=cfg.seed)
-        atomic_write_text(out, "".join(dumps({"id": it.id, "instruction": it.question}) + "\n" for it in items))
+        atomic_write_text(out, "".join(dumps({"id": it.id, "instruction": _with_instruction(it.question, cfg)}) + "\n"
+                                       for it in items))
         write_answer_key(out.parent / ANSWERS, items, cfg.queries.task)
         return {"queries": str(out), "count": len(items), "answers": str(out.parent / ANSWERS)}
     from genius.queries import load_queries
 
     qs = load_queries(cfg.queries.source, field=cfg.queries.field, limit=cfg.queries.count)
-    atomic_write_text(out, "".join(dumps({"id": q.id, "instruction": q.text}) + "\n" for q in qs))
+    atomic_write_text(out, "".join(dumps({"id": q.id, "instruction": _with_instruction(q.text, cfg)}) + "\n"
+                                   for q in qs))
     return {"queries": str(out), "count": len(qs), "input": dict(qs.counts)}
+
+
+def _with_instruction(text: str, cfg: PipelineConfig) -> str:
+    return f"{text}\n\n{cfg.queries.instruction}" if cfg.queries.instruction else text
 
 
 def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, Any]]) -> list[Stage]:

@@ -99,12 +99,6 @@ class Ranks:
         return device
 
 
-def check_mode(mode: str, where: str = "parallel") -> ParallelMode:
-    if mode not in PARALLEL_MODES:
-        raise UserError(f"{where}: expected one of {', '.join(PARALLEL_MODES)}, got {mode!r}")
-    return mode  # type: ignore[return-value]
-
-
 def shard_suffix(shard: Shard | None) -> str:
     """The file-name part of a shard's files: '' for a one-process run, '.<i>-of-<n>' else."""
     return "" if shard is None else f".{shard[0]}-of-{shard[1]}"

@@ -111,6 +111,13 @@ def test_an_evaluation_task_file_as_query_source_keeps_its_answers_aside(tmp_pat
         (f"gsm8k-{i}", str(2 * i), "gsm8k") for i in range(3)]
     with pytest.raises(Exception, match="queries.task"):
         pipeline.load_config(None, {"queries.task": "gsm8k"})
+    # queries.instruction is appended to what the model sees, never to the answer key
+    cfg = pipeline.load_config(None, {"queries.instruction": "End with the answer.", "queries.count": 2,
+                                      "run_dir": str(tmp_path / "run2")})
+    out = tmp_path / "run2" / "queries" / "queries.jsonl"
+    pipeline.make_queries(cfg, out)
+    assert all(q["instruction"].endswith("?\n\nEnd with the answer.") for q in read_jsonl(out))
+    assert len(read_jsonl(out.parent / "answers.jsonl")) == 2
 
 
 def test_round_two_starts_from_round_one(finished_run):

@@ -8,7 +8,7 @@ from genius.evaluation.tasks import aime24, arc_challenge, gpqa, gsm8k, logiqa, 
 from genius.evaluation.tasks.base import AnswerType, HubSource, Item, Task, get_task, list_tasks, register_task
 
 for _task in (gsm8k.TASK, math.MATH, math.MATH500, reclor.TASK, logiqa.TASK, strategyqa.TASK, gpqa.GPQA_DIAMOND,
-              gpqa.GPQA_MAIN, arc_challenge.TASK, aime24.TASK, synthetic.TASK):
+              gpqa.GPQA_MAIN, arc_challenge.TASK, aime24.TASK, synthetic.TASK, *synthetic.BY_KIND):
     register_task(_task)
 
 __all__ = ["AnswerType", "HubSource", "Item", "Task", "get_task", "list_tasks", "register_task"]
