@@ -102,7 +102,7 @@ def test_an_evaluation_task_file_as_query_source_keeps_its_answers_aside(tmp_pat
     source.write_text("".join(json.dumps({"question": f"What is {i} + {i}?", "answer": f"{i} + {i}\n#### {2 * i}"}) + "\n"
                               for i in range(5)))
     cfg = pipeline.load_config(None, {"queries.source": str(source), "queries.task": "gsm8k", "queries.count": 3,
-                                      "run_dir": str(tmp_path / "run")})
+                                      "queries.instruction": None, "run_dir": str(tmp_path / "run")})
     out = tmp_path / "run" / "queries" / "queries.jsonl"
     result = pipeline.make_queries(cfg, out)
     assert result["count"] == 3
