@@ -188,7 +188,7 @@ def test_genius_sample_with_vllm_writes_valid_files_and_resumes_after_kill(embed
     # One query per engine call (batch_sequences = beams * candidates): the first tree lands
     # before the second query starts, so the kill falls between them.
     cfg = _yaml(tmp_path / "sample.yaml", "beams: 2\ncandidates: 2\nsteps: 2\nmax_step_tokens: 24\n"
-                "max_rollout_tokens: 32\nbatch_sequences: 4\nengine_options:\n  max_model_len: 1024\n"
+                "max_rollout_tokens: 32\nunfinished: keep\nbatch_sequences: 4\nengine_options:\n  max_model_len: 1024\n"
                 "  gpu_memory_utilization: 0.3\n")
     out = tmp_path / "run"
     cmd = _cli("sample", str(queries), "--out", str(out), "--config", str(cfg), "--model", str(embedded_model_dir),
@@ -250,8 +250,9 @@ def test_genius_run_with_vllm_frees_it_for_training_and_starts_it_again(embedded
     cfg = {"model": str(embedded_model_dir), "run_dir": str(tmp_path / "run"), "dtype": "fp32", "device": "cpu",
            "engine": "vllm", "engine_options": OPTIONS,
            "queries": {"source": "synthetic", "count": 2, "kinds": ["arith1"]},
+           # Budgets this short cut most responses: their pairs are kept (trained without EOS).
            "sample": {"beams": 2, "candidates": 2, "steps": 2, "max_step_tokens": 24, "max_rollout_tokens": 32,
-                      "batch_sequences": 16},
+                      "unfinished": "keep", "batch_sequences": 16},
            "train": {"loss": "aco", "lr": 1e-5, "max_steps": 1, "per_device_batch_size": 2, "max_length": 256,
                      "save_every": 0, "cpu": True},
            "eval": {"tasks": ["synthetic"], "limit": 4, "max_new_tokens": 48, "batch_size": 4}}
