@@ -77,3 +77,19 @@ def test_embedded_model_answers_in_the_instructed_form(embedded_model_dir: Path,
     records = [json.loads(line) for line in (tmp_path / "synthetic" / "samples.jsonl").read_text().splitlines()]
     assert metrics["n"] == 4 and all(r["response"].strip() for r in records)
     assert metrics["n_no_answer"] <= 2
+
+
+def test_the_config_file_holds_unless_a_flag_is_given(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A YAML value survives when its flag is not given (max_new_tokens 5, preset zero-shot, the
+    model and dtype), and a flag beats the YAML (--max-new-tokens 3)."""
+    import yaml
+
+    cfg = tmp_path / "eval.yaml"
+    cfg.write_text(yaml.safe_dump({"model": str(tiny_model_dir), "tasks": ["synthetic"], "limit": 2,
+                                   "max_new_tokens": 5, "preset": "zero-shot", "dtype": "fp32", "device": "cpu"}))
+    assert main(["eval", "--config", str(cfg), "--out", str(tmp_path / "a")]) == 0
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert (saved["max_new_tokens"], saved["preset"], saved["model"], saved["dtype"]) == (
+        5, "zero-shot", str(tiny_model_dir), "fp32")
+    assert main(["eval", "--config", str(cfg), "--max-new-tokens", "3", "--out", str(tmp_path / "b")]) == 0
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["max_new_tokens"] == 3

@@ -27,22 +27,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("compare", nargs="*", metavar="compare RUN_A RUN_B",
                    help="compare two eval output folders instead of evaluating")
-    add_model_arguments(p)
+    # Every setting defaults to None: a flag overrides --config only when given.
+    add_model_arguments(p, default=None)
     add_parallel_arguments(p)
-    p.add_argument("--tasks", default="gsm8k", help=f"comma-separated tasks: {', '.join(list_tasks())}")
+    p.add_argument("--tasks", default=None, help=f"comma-separated tasks (default gsm8k): {', '.join(list_tasks())}")
     p.add_argument("--limit", type=int, default=None, help="only the first N items of each task")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/eval/<model name>); for compare: also write the table here")
-    p.add_argument("--samples", type=int, default=1, help="responses per item: 1 = greedy; n > 1 adds maj@n, pass@n")
+    p.add_argument("--samples", type=int, default=None,
+                   help="responses per item (default 1 = greedy; n > 1 adds maj@n, pass@n)")
     p.add_argument("--temperature", type=float, default=None, help="default 0 for 1 sample, 0.6 for several")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="token budget of each response")
-    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
-                   help="prompt protocol: paper (few-shot GSM8K/MATH), code (reference code shots), zero-shot")
-    p.add_argument("--data-dir", type=Path, default=os.environ.get("GENIUS_DATA") or None,
-                   help="folder with a subfolder per task in the official formats (default $GENIUS_DATA, else the hub)")
-    p.add_argument("--batch-size", type=int, default=64, help="items per generate call")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=None, help="default 1.0")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="token budget of each response (default 1024)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="prompt protocol: paper (default; few-shot GSM8K/MATH), code (reference code shots), zero-shot")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder with a subfolder per task in the official formats (default: the config's, "
+                        "else $GENIUS_DATA, else the hub)")
+    p.add_argument("--batch-size", type=int, default=None, help="items per generate call (default 64)")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--config", type=Path, default=None, help="YAML EvalConfig; flags override it")
 
 
@@ -62,19 +65,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     from genius import config as config_io
     from genius.evaluation import EvalConfig, run_eval
 
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks is not None else None
     overrides = {
-        "model": args.model, "tasks": [t.strip() for t in args.tasks.split(",") if t.strip()], "limit": args.limit,
+        "model": args.model, "tasks": tasks, "limit": args.limit,
         "samples": args.samples, "temperature": args.temperature, "top_p": args.top_p,
         "max_new_tokens": args.max_new_tokens, "preset": args.preset,
         "data_dir": str(args.data_dir) if args.data_dir else None, "seed": args.seed,
-        "batch_size": args.batch_size, "dtype": args.dtype, "device": args.device, "engine": args.engine,
-        "trust_remote_code": args.trust_remote_code or None,
+        "batch_size": args.batch_size, "engine": args.engine, "trust_remote_code": args.trust_remote_code or None,
+        # auto is the flags' default as well as the config's: it never overrides a config's choice
+        "dtype": None if args.dtype == "auto" else args.dtype,
     }
     share = launch_share(args)
     if share is None:
         return 0
-    overrides["device"] = args.device  # this process's GPU under a launcher
+    overrides["device"] = None if args.device == "auto" else args.device  # this process's GPU under a launcher
     cfg = config_io.load(EvalConfig, args.config, overrides)
+    if cfg.data_dir is None and os.environ.get("GENIUS_DATA"):
+        cfg.data_dir = Path(os.environ["GENIUS_DATA"])
     out = args.out or Path("runs") / "eval" / Path(cfg.model.rstrip("/")).name
     t0 = time.perf_counter()
     results = run_eval(cfg, out, shard=share[0], together=share[1])
