@@ -62,3 +62,18 @@ def save_tiny_model(folder: str | Path, *, seed: int = 0, layers: int = 2, hidde
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+def write_tiny_pairs(path: str | Path, n: int) -> Path:
+    """``n`` ACO pairs of small sums (right vs wrong answer, varied advantages) for training tests."""
+    import json
+
+    path = Path(path)
+    with path.open("w") as f:
+        for i in range(n):
+            a, b = 2 + i, 30 - i
+            f.write(json.dumps({"query_id": f"q{i}", "step": 1, "prompt": f"What is {a} + {b}?",
+                                "chosen": f"{a} + {b} = {a + b}. The answer is: {a + b}",
+                                "rejected": f"{a} + {b} = {a * b}. The answer is: {a * b + 1}",
+                                "A_w": 0.1 * (i % 3), "A_l": -0.1 * (i % 4)}) + "\n")
+    return path

@@ -6,7 +6,6 @@ random Llama, bf16 mixed precision as the configs say."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import shutil
@@ -19,7 +18,7 @@ import torch
 import yaml
 
 from genius.io import read_jsonl
-from genius.tiny import save_tiny_model
+from genius.tiny import save_tiny_model, write_tiny_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 NPROC = min(2, torch.cuda.device_count()) if torch.cuda.is_available() else 0
@@ -27,21 +26,10 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 needs_deepspeed = pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed")
 
 
-def write_pairs(path: Path, n: int) -> Path:
-    with path.open("w") as f:
-        for i in range(n):
-            a, b = 2 + i, 30 - i
-            f.write(json.dumps({"query_id": f"q{i}", "step": 1, "prompt": f"What is {a} + {b}?",
-                                "chosen": f"{a} + {b} = {a + b}. The answer is: {a + b}",
-                                "rejected": f"{a} + {b} = {a * b}. The answer is: {a * b + 1}",
-                                "A_w": 0.1 * (i % 3), "A_l": -0.1 * (i % 4)}) + "\n")
-    return path
-
-
 @pytest.fixture()
 def run_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return (save_tiny_model(tmp_path / "policy"), save_tiny_model(tmp_path / "ref", seed=1),
-            write_pairs(tmp_path / "pairs.jsonl", 16))
+            write_tiny_pairs(tmp_path / "pairs.jsonl", 16))
 
 
 def launch(config_name: str, tmp: Path, model: Path, ref: Path, pairs: Path, out: Path, **settings) -> None:

@@ -11,7 +11,6 @@ is covered by tests/gpu/test_train_sharded_gpu.py.
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import shutil
@@ -24,22 +23,11 @@ import torch
 import yaml
 
 from genius.io import read_jsonl
-from genius.tiny import save_tiny_model
+from genius.tiny import save_tiny_model, write_tiny_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed")]
-
-
-def write_pairs(path: Path, n: int) -> Path:
-    with path.open("w") as f:
-        for i in range(n):
-            a, b = 2 + i, 30 - i
-            f.write(json.dumps({"query_id": f"q{i}", "step": 1, "prompt": f"What is {a} + {b}?",
-                                "chosen": f"{a} + {b} = {a + b}. The answer is: {a + b}",
-                                "rejected": f"{a} + {b} = {a * b}. The answer is: {a * b + 1}",
-                                "A_w": 0.1 * (i % 3), "A_l": -0.1 * (i % 4)}) + "\n")
-    return path
 
 
 def zero3_cpu_config(tmp: Path) -> Path:
@@ -79,7 +67,7 @@ def test_zero3_separate_reference_matches_unsharded_run_and_resumes(tmp_path):
     from genius.cli import main
 
     model, ref = save_tiny_model(tmp_path / "policy"), save_tiny_model(tmp_path / "ref", seed=1)
-    pairs = write_pairs(tmp_path / "pairs.jsonl", 16)
+    pairs = write_tiny_pairs(tmp_path / "pairs.jsonl", 16)
     config = zero3_cpu_config(tmp_path)
 
     # Unsharded baseline: the same run on one CPU process without DeepSpeed.
@@ -120,7 +108,7 @@ def test_zero3_separate_reference_matches_unsharded_run_and_resumes(tmp_path):
 
 def test_lora_under_zero3_is_refused_with_the_reason(tmp_path):
     model = save_tiny_model(tmp_path / "policy")
-    flags = train_flags(model, model, write_pairs(tmp_path / "pairs.jsonl", 4), tmp_path / "lora", tmp_path / "c",
+    flags = train_flags(model, model, write_tiny_pairs(tmp_path / "pairs.jsonl", 4), tmp_path / "lora", tmp_path / "c",
                         **{"lora.r": 4, "lora.target_modules": "[q_proj]"})
     err = launch_zero3(zero3_cpu_config(tmp_path), flags, expect_failure=True)
     assert "LoRA with ZeRO-3/FSDP sharding is not supported" in err
