@@ -146,7 +146,78 @@ def save(obj: Any, path: str | Path) -> None:
     write_yaml(path, to_dict(obj))
 
 
-def diff(old: dict, new: dict, ignore: tuple[str, ...] = ()) -> list[str]:
-    """Keys whose values differ between two config dicts (for refusing a changed resume)."""
-    keys = sorted(set(old) | set(new))
-    return [k for k in keys if k not in ignore and old.get(k) != new.get(k)]
+RESUMABLE = "genius.may_change_on_resume"
+
+
+def may_change(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config field a resumed run may change: it sets how fast or where a run goes (batch size,
+    engine, device, logging), not what it computes. Every other field must match the saved copy."""
+    return dataclasses.field(default=default, default_factory=default_factory, metadata={RESUMABLE: True})
+
+
+def fixed_keys(cls: type) -> list[str]:
+    """The fields of config class ``cls`` that a resume must keep (not marked ``may_change``)."""
+    return [f.name for f in dataclasses.fields(cls) if not f.metadata.get(RESUMABLE)]
+
+
+def changed_keys(old: dict, new: Any) -> list[str]:
+    """The fields of config ``new`` (a dataclass) whose values differ from the saved dict ``old``,
+    leaving out those marked ``may_change``."""
+    current = to_dict(new)
+    return [k for k in fixed_keys(type(new)) if old.get(k) != current.get(k)]
+
+
+def check_resume(saved: Path, new: Any, *, force: bool = False, hint: str = "") -> None:
+    """The one resume rule: refuse to go on in a folder whose saved config copy ``saved`` differs
+    from ``new`` in a field not marked ``may_change`` (unless ``force``). Writes nothing."""
+    if force or not saved.is_file():
+        return
+    old = read_yaml(saved) or {}
+    if not isinstance(old, dict):
+        raise UserError(f"{saved}: expected a mapping of config keys, got {type(old).__name__}")
+    changed = changed_keys(old, new)
+    if changed:
+        current = to_dict(new)
+        shown = ", ".join(f"{k}: {old.get(k)!r} -> {current.get(k)!r}" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise UserError(f"{saved}: this folder was started with other settings ({shown}{more}); rerun with the same "
+                        f"settings, use another output folder{hint or ', or pass --force to go on with the new ones'}")
+
+
+def parse_sets(items: list[str]) -> dict:
+    """The one ``--set KEY=VALUE`` parser: ['a=1', 'lora.r=8'] -> {'a': 1, 'lora': {'r': 8}} with
+    values read as YAML; ``merge_sets`` lays the result over a config dict."""
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(p.strip() for p in parts):
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. lora.r=8 (values in YAML syntax)")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at character {mark.column + 1}" if mark is not None else ""
+            raise UserError(f"--set {item!r}: the value is not valid YAML{where} (quote a string, close a [list])") \
+                from None
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part.strip(), {})
+            if not isinstance(child, dict):
+                raise UserError(f"--set {item!r}: {part} was already set to a value, not a section")
+            node = child
+        node[parts[-1].strip()] = parsed
+    return out
+
+
+def merge_sets(data: dict, sets: dict) -> dict:
+    """``data`` with nested ``sets`` laid over it (sections merge key by key)."""
+    out = dict(data)
+    for key, value in sets.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_sets(out[key], value)
+        else:
+            out[key] = value
+    return out
