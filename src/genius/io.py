@@ -7,6 +7,7 @@ at most one torn last line; ``read_jsonl(..., repair=True)`` detects and drops i
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from typing import IO, Any
 
 import yaml
 
-from genius.errors import UserError, where
+from genius.errors import UserError, describe_decode_error, where
 
 
 def _json_default(obj: Any) -> Any:
@@ -43,32 +44,95 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+def input_file(path: str | Path, expected: str = "a file") -> Path:
+    """``path`` as an input file: a missing path or a folder is a UserError saying what was expected."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected {expected}")
+    if not path.is_file():
+        raise UserError(f"{path}: file not found (expected {expected})")
+    return path
+
+
+def read_bytes(path: str | Path, expected: str = "a file") -> bytes:
+    """The bytes of an input file; missing, a folder or unreadable: one line."""
+    path = input_file(path, expected)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def decode_text(data: bytes, path: str | Path) -> str:
+    """UTF-8 bytes of ``path`` -> text; other bytes: a UserError with the line and byte offset."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise UserError(describe_decode_error(e, path, line=line)) from None
+
+
+def read_text(path: str | Path, expected: str = "a UTF-8 text file") -> str:
+    """The text of a UTF-8 input file (newlines as written); every failure is one line."""
+    return decode_text(read_bytes(path, expected), path)
+
+
+def iter_lines(path: str | Path, expected: str = "a UTF-8 text file") -> Iterator[tuple[int, str]]:
+    """Stream (line number, text) of a UTF-8 file, newlines kept; bytes that are not UTF-8 are a
+    UserError naming the line and the byte offset in the file."""
+    for lineno, line, error in _lines(path, expected):
+        if error:
+            raise UserError(error)
+        yield lineno, line
+
+
+def _lines(path: str | Path, expected: str) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, text, None) or (line number, '', why it is not UTF-8) for each line."""
+    path = input_file(path, expected)
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    with f:
+        offset = 0
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                yield lineno, raw.decode("utf-8"), None
+            except UnicodeDecodeError as e:
+                yield lineno, "", describe_decode_error(e, path, offset=offset + e.start, line=lineno)
+            offset += len(raw)
+
+
 def iter_jsonl(path: str | Path, *, skip_invalid: bool = False,
                on_invalid: Callable[[], None] | None = None) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, record). A malformed line raises UserError naming file and line, or
-    with skip_invalid is skipped (``on_invalid`` is called for each, e.g. to count them)."""
+    """Yield (line number, record). A malformed line (not UTF-8, not JSON, not an object) raises
+    UserError naming file and line, or with skip_invalid is skipped (``on_invalid`` is called for
+    each, e.g. to count them)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found (expected a JSONL file, one JSON object per line)")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
+    for lineno, line, not_utf8 in _lines(path, "a JSONL file, one JSON object per line"):
+        if not_utf8:
+            if skip_invalid:
+                if on_invalid:
+                    on_invalid()
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                if skip_invalid:
-                    if on_invalid:
-                        on_invalid()
-                    continue
-                raise UserError(f"{where(path, lineno)} not valid JSON ({e.msg}); expected one JSON object per line") from None
-            if not isinstance(record, dict):
-                if skip_invalid:
-                    if on_invalid:
-                        on_invalid()
-                    continue
-                raise UserError(f"{where(path, lineno)} expected a JSON object, got {type(record).__name__}")
-            yield lineno, record
+            raise UserError(not_utf8)
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if skip_invalid:
+                if on_invalid:
+                    on_invalid()
+                continue
+            raise UserError(f"{where(path, lineno)} not valid JSON ({e.msg}); expected one JSON object per line") from None
+        if not isinstance(record, dict):
+            if skip_invalid:
+                if on_invalid:
+                    on_invalid()
+                continue
+            raise UserError(f"{where(path, lineno)} expected a JSON object, got {type(record).__name__}")
+        yield lineno, record
 
 
 def read_jsonl(path: str | Path, *, repair: bool = False) -> list[dict]:
@@ -110,17 +174,15 @@ class JsonlAppender:
         self._fsync = fsync
 
     def write(self, record: Any) -> None:
-        self._f.write(dumps(record) + "\n")
-        self._f.flush()
-        if self._fsync:
-            os.fsync(self._f.fileno())
+        self.write_many([record])
 
     def write_many(self, records: Iterable[Any]) -> None:
-        for r in records:
-            self._f.write(dumps(r) + "\n")
-        self._f.flush()
-        if self._fsync:
-            os.fsync(self._f.fileno())
+        with _naming(self.path):
+            for r in records:
+                self._f.write(dumps(r) + "\n")
+            self._f.flush()
+            if self._fsync:
+                os.fsync(self._f.fileno())
 
     def close(self) -> None:
         self._f.close()
@@ -132,18 +194,36 @@ class JsonlAppender:
         self.close()
 
 
+# Errors of writing bytes, which the kernel reports without the file's name.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Put ``path`` into a failed write's error (a full disk names no file) and into the error
+    of creating a temporary file beside it (whose odd name says nothing to the user)."""
+    try:
+        yield
+    except OSError as e:
+        if (e.filename is None and e.errno in _WRITE_ERRNOS) or str(e.filename or "").endswith(".tmp"):
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """A file to write ``path`` through: readers see the old or the new content, never a part.
     The temporary file's name is unique, so two processes writing one path never share it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _naming(path):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+            with _naming(path):
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -161,11 +241,11 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """A JSON file; missing, a folder, not UTF-8 or not JSON: one line naming the file."""
     path = Path(path)
+    text = read_text(path, "a JSON file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserError(f"{where(path, e.lineno)} not valid JSON ({e.msg})") from None
 
@@ -175,12 +255,13 @@ def write_yaml(path: str | Path, obj: Any) -> None:
 
 
 def read_yaml(path: str | Path) -> Any:
+    """A YAML file; missing, a folder, not UTF-8 or not YAML: one line naming the file (and line)."""
     path = Path(path)
+    text = read_text(path, "a YAML config")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found (expected a YAML config)") from None
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise UserError(f"{where(path, line)} not valid YAML ({getattr(e, 'problem', e)})") from None
+

@@ -158,13 +158,13 @@ def pretrained_source(spec: str) -> tuple[str, dict[str, Any]]:
 
 def resolve(spec: str) -> str:
     """Model spec -> a local folder path (str) or a hub id that from_pretrained accepts (without
-    the ``@revision`` of a pinned spec: ``pretrained_source`` carries it)."""
+    the ``@revision`` of a pinned spec: ``pretrained_source`` carries it). A local folder is
+    checked first (``check_model_folder``)."""
     if spec in EMBEDDED:
         return str(convert_embedded(EMBEDDED[spec]))
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise UserError(f"{path}: a model folder needs config.json (and safetensors weights)")
+        check_model_folder(path)
         return str(path)
     if path.exists():
         raise UserError(f"model spec '{spec}' is a file, expected {SPEC_FORMS}")
@@ -172,6 +172,96 @@ def resolve(spec: str) -> str:
     if _HUB_ID.match(name) and not name.startswith((".", "/", "~")):
         return name
     raise UserError(f"unknown model spec '{spec}': expected {SPEC_FORMS}")
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_model_folder(folder: Path) -> None:
+    """The one check of a local model folder, before anything loads it, so that every command
+    (train too) refuses the same folders with the same line: config.json missing or not JSON,
+    weights only in pickle files (which can run code when loaded), a safetensors file cut short
+    or damaged, a shard the index names but the folder lacks."""
+    config = folder / "config.json"
+    if not config.exists():  # one that is a folder is read_json's line
+        raise UserError(f"{folder}: a model folder needs config.json (and safetensors weights)")
+    from genius.io import read_json
+
+    if not isinstance(read_json(config), dict):
+        raise UserError(f"{config}: expected a JSON object of model settings")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise UserError(f"{folder}: the weights are pickle files only ({', '.join(pickles[:3])}), which genius does "
+                            "not load (loading a pickle can run code); save the model with safetensors "
+                            "(model.save_pretrained(folder, safe_serialization=True)) and pass that folder")
+        raise UserError(f"{folder}: no weights (*.safetensors) in the model folder")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        listed = read_json(index)
+        weight_map = listed.get("weight_map") if isinstance(listed, dict) else None
+        if not isinstance(weight_map, dict):
+            raise UserError(f"{index}: expected a JSON object with a weight_map of tensor -> file")
+        missing = sorted({name for name in weight_map.values() if not (folder / str(name)).is_file()})
+        if missing:
+            raise UserError(f"{index}: names {missing[0]}, which the folder lacks"
+                            f"{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}; copy the whole model")
+    for path in weights:
+        problem = safetensors_problem(path)
+        if problem:
+            raise UserError(f"{path}: damaged safetensors file ({problem}); download or copy it again")
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file (None: whole), read from its header alone: an 8-byte
+    length, that many bytes of JSON, then the tensors up to the largest end offset it names."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a header"
+            length = int.from_bytes(head, "little")
+            if length > size - 8:
+                return f"{size} bytes, cut short inside its header of {length} bytes"
+            header = json.loads(f.read(length))
+    except (ValueError, UnicodeDecodeError):
+        return "its header is not JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    try:
+        end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return "its header lists a tensor without data_offsets"
+    if 8 + length + end > size:
+        return f"{size} bytes, cut short: its tensors end at byte {8 + length + end}"
+    return None
+
+
+def check_model_code(source: str, *, trust_remote_code: bool) -> None:
+    """A local folder whose architecture transformers does not know needs code of its own:
+    refused without --trust-remote-code (it runs that code), one line naming the folder."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    from genius.io import read_json
+
+    config = read_json(folder / "config.json")
+    model_type = config.get("model_type")
+    if model_type is None and not config.get("auto_map"):
+        raise UserError(f"{folder / 'config.json'}: no model_type; expected an HF model config")
+    if model_type in CONFIG_MAPPING or trust_remote_code:
+        return
+    if config.get("auto_map"):
+        raise UserError(f"{folder}: model type '{model_type}' comes with its own code (auto_map in config.json); "
+                        "pass --trust-remote-code (or trust_remote_code: true in the config) if you trust that code")
+    import transformers
+
+    raise UserError(f"{folder}: model type '{model_type}' is unknown to transformers {transformers.__version__} and "
+                    "the folder brings no code for it (no auto_map); upgrade transformers or use another model")
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -239,10 +329,31 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def pick_device(device: str = "auto") -> str:
+    """The one device check: ``auto`` -> cuda where a GPU is visible, else cpu; any other value
+    must name a device this machine has (cpu, cuda, cuda:N, mps), else one line saying what is."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    available = ", ".join(["cpu", *(["cuda"] if gpus else []), *(f"cuda:{i}" for i in range(gpus))])
+    setting = f"device '{device}'"
+    fix = f"set --device (or the config's device) to auto or one of: {available}"
+    try:
+        kind = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"{setting}: not a device; {fix}") from None
+    if kind.type == "cuda":
+        if not gpus:
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise UserError(f"{setting}: {why}; {fix}")
+        if kind.index is not None and kind.index >= gpus:
+            raise UserError(f"{setting}: this machine has {gpus} GPU(s); {fix}")
+    elif kind.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise UserError(f"{setting}: MPS is not available here; {fix}")
+    elif kind.type != "cpu":
+        raise UserError(f"{setting}: genius runs on cpu, cuda or mps, not {kind.type}; {fix}")
     return device
 
 
@@ -250,6 +361,7 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
     source, hub = pretrained_source(spec)
+    check_model_code(source, trust_remote_code=trust_remote_code)
     try:
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
     except OSError:
@@ -261,22 +373,29 @@ def load_tokenizer(spec: str, *, trust_remote_code: bool = False) -> Any:
     return tok
 
 
-def load_model(spec: str, *, dtype: str = "auto", device: str = "auto",
-               trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """Resolve ``spec`` and load (model in eval mode, tokenizer). Weights only from safetensors."""
+def load_weights(spec: str, *, torch_dtype: Any, trust_remote_code: bool = False) -> Any:
+    """The causal LM of ``spec`` in ``torch_dtype``, from safetensors only, where it loaded (not
+    moved, not in eval mode): the one ``from_pretrained`` of a model, for inference and training."""
     from transformers import AutoModelForCausalLM
 
-    device = pick_device(device)
-    torch_dtype = pick_dtype(device, dtype)
-    tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
     source, hub = pretrained_source(spec)
+    check_model_code(source, trust_remote_code=trust_remote_code)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
+        return AutoModelForCausalLM.from_pretrained(
             source, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **hub)
     except OSError as e:
         if Path(source).is_dir():
             raise UserError(f"{source}: cannot load safetensors weights ({e})".splitlines()[0]) from None
         raise _hub_unreachable(spec) from None
+
+
+def load_model(spec: str, *, dtype: str = "auto", device: str = "auto",
+               trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """Resolve ``spec`` and load (model in eval mode, tokenizer). Weights only from safetensors."""
+    device = pick_device(device)
+    torch_dtype = pick_dtype(device, dtype)
+    tokenizer = load_tokenizer(spec, trust_remote_code=trust_remote_code)
+    model = load_weights(spec, torch_dtype=torch_dtype, trust_remote_code=trust_remote_code)
     model.to(device)
     model.eval()
     return model, tokenizer
@@ -287,6 +406,7 @@ def model_config(spec: str, *, trust_remote_code: bool = False) -> tuple[Any, An
     from transformers import AutoConfig, GenerationConfig
 
     source, hub = pretrained_source(spec)
+    check_model_code(source, trust_remote_code=trust_remote_code)
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
     except OSError:

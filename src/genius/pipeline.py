@@ -1,22 +1,12 @@
 """``genius run``: queries -> sample -> pairs -> train -> evaluate base and trained, in one run dir.
 
-Layout of a run directory (every arrow of the design is a file here)::
-
-    config.yaml                 the pipeline config as run (a changed config is refused on rerun)
-    queries/queries.jsonl       the unlabeled queries of every round
-    queries/answers.jsonl       their gold answers when known (synthetic, queries.task): read only
-                                by the signal diagnostics, never by sampling or training
-    eval/base/                  evaluation of the starting model
-    round1/sample/              trees.jsonl, pairs.jsonl, stats.json (the method's training data;
-                                with answers: stats.json "signal" and signal_f.png)
-    round1/train/               checkpoints, train_log.jsonl
-    round1/eval/                evaluation of the round's trained model
-    round1/eval-step20/ ...     with eval_every: evaluations of intermediate checkpoints
-    report.md, plots/           written at the end (genius.report)
+The layout of a run directory (every arrow of the design is a file there) is
+``genius.layout.RunLayout``, documented in that module; the stages write through it and the
+report reads through it.
 
 A config with ``compare:`` (run name -> overrides) is a comparison: each entry is a run of its
-own in run_dir/NAME (layout above), all on the same queries and sharing the first run's base
-evaluation; run_dir/config.yaml and run_dir/report.md (one table of all runs) sit above them.
+own in run_dir/NAME, all on the same queries and sharing the first run's base evaluation;
+run_dir/config.yaml and run_dir/report.md (one table of all runs) sit above them.
 
 Every stage writes ``DONE.json`` into its folder when it has finished; a rerun skips stages
 that have one and resumes the others (each stage resumes on its own: sampling appends, training
@@ -42,13 +32,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genius import config as cfgmod
-from genius.engines.options import ENGINE_RUNTIME_KEYS, EngineName, EngineOptions
+from genius.config import may_change, path_field
+from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
 from genius.io import atomic_write_text, dumps, read_json, write_json
+from genius.layout import DONE, RoundLayout, RunLayout
 from genius.ranks import ParallelMode, Ranks, wait_for
-from genius.sampling.signal import ANSWERS
-
-DONE = "DONE.json"
 
 
 @dataclass
@@ -77,7 +66,7 @@ class QueriesConfig:
 class PipelineConfig:
     model: str = "smollm2-135m"
     """The starting model: embedded name, local HF folder or hub id."""
-    run_dir: str = "runs/demo"
+    run_dir: str = path_field("runs/demo")
     """Where every file of the run goes; rerunning with the same run_dir resumes."""
     seed: int = 0
     """Seeds query drawing, sampling (seed + round) and training."""
@@ -91,21 +80,21 @@ class PipelineConfig:
     """Weights dtype for sampling and evaluation (auto = fp32 on CPUs without fast bf16)."""
     device: str = "auto"
     """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
-    engine: EngineName = "auto"
+    engine: EngineName = may_change("auto")
     """Generation backend of sampling and evaluation: hf (transformers), vllm, or auto (vllm where it is installed and a
     GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
-    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    engine_options: EngineOptions = may_change(default_factory=EngineOptions)
     """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
     (genius.engines.options)."""
-    parallel: ParallelMode = "rank"
+    parallel: ParallelMode = may_change("rank")
     """Under torchrun / accelerate launch, how sampling and evaluation use the processes: rank =
     every process generates its share of the items on its own GPU; node = the first process of
     each node generates the node's share with an engine over all its GPUs (set
     engine_options.tensor_parallel_size), the others wait. Training always uses every process."""
-    data_from: str | None = None
+    data_from: str | None = path_field(None)
     """Another run_dir whose round-1 training data this run trains on instead of sampling its own
     (paper Table 4: every loss on the same pairs). Needs rounds: 1."""
-    base_eval_from: str | None = None
+    base_eval_from: str | None = path_field(None)
     """Another run_dir whose finished base evaluation this run copies instead of evaluating the
     same model again (it must have the same model and eval settings; checked)."""
     compare: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -199,9 +188,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     with dotted keys (``queries.count``), every stage config validated before any work."""
     if path is None:
         path = demo_config_path()
-    data = cfgmod.read_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    data = cfgmod.read_mapping(path)
     cfg = cfgmod.from_dict(PipelineConfig, _apply_overrides(data, overrides or {}, "override"), source=str(path))
     if cfg.compare:
         comparison_runs(cfg, source=str(path))  # validates every run's stages
@@ -211,16 +198,10 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
 
 
 def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], what: str) -> dict[str, Any]:
-    """Set dotted keys (``queries.count``) in a config dict, in place; return it."""
-    for dotted, value in overrides.items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise UserError(f"{what} '{dotted}': '{p}' is not a section")
-        node[leaf] = value
-    return data
+    """``data`` with ``overrides`` laid over it: keys dotted (``queries.count``, as in ``compare:``
+    entries) or nested (``{'queries': {'count': 8}}``, as ``--set`` gives them); sections merge
+    key by key (genius.config.nest and merge_sets, the one way for every command)."""
+    return cfgmod.merge_sets(data, cfgmod.nest(overrides, what))
 
 
 def demo_config_path() -> Path:
@@ -367,14 +348,8 @@ class _Engines:
 
 
 def _check_saved_config(cfg: PipelineConfig, run_dir: Path, force: bool) -> None:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file() or force:
-        return
-    old = cfgmod.read_yaml(saved) or {}
-    changed = cfgmod.diff(old, cfgmod.to_dict(cfg), ignore=(*ENGINE_RUNTIME_KEYS, "parallel"))
-    if changed:
-        raise UserError(f"{saved}: this run was started with other settings (changed: {', '.join(changed)}); "
-                        "use another run_dir, the same config to resume, or --force to go on anyway")
+    """Refuse a run_dir started with other settings (genius.config.check_resume), unless ``force``."""
+    cfgmod.check_resume(run_dir / "config.yaml", cfg, force=force)
 
 
 def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
@@ -384,6 +359,7 @@ def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
     from genius.evaluation.tasks import Item, get_task
     from genius.sampling.signal import write_answer_key
 
+    answers = RunLayout(cfg.run_dir).answers
     out.parent.mkdir(parents=True, exist_ok=True)
     if cfg.queries.source == "synthetic":
         problems = synthetic.generate(cfg.queries.count, seed=cfg.seed, split="train", kinds=cfg.queries.kinds)
@@ -391,16 +367,16 @@ def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:
         builder = _baseline(cfg)
         shown = [dataclasses.replace(p, question=_with_instruction(p.question, cfg)) for p in problems]
         synthetic.write_queries(out, shown, solutions=builder is not None and builder.supervised)
-        write_answer_key(out.parent / ANSWERS, [Item(id=p.id, question=p.question, gold=p.answer,
-                                                     meta={"kind": p.kind, "choices": list(p.choices)})
-                                                for p in problems], "synthetic")
-        return {"queries": str(out), "count": len(problems), "answers": str(out.parent / ANSWERS)}
+        write_answer_key(answers, [Item(id=p.id, question=p.question, gold=p.answer,
+                                        meta={"kind": p.kind, "choices": list(p.choices)})
+                                   for p in problems], "synthetic")
+        return {"queries": str(out), "count": len(problems), "answers": str(answers)}
     if cfg.queries.task is not None:
         items = get_task(cfg.queries.task).load(Path(cfg.queries.source), limit=cfg.queries.count, seed=cfg.seed)
         atomic_write_text(out, "".join(dumps({"id": it.id, "instruction": _with_instruction(it.question, cfg)}) + "\n"
                                        for it in items))
-        write_answer_key(out.parent / ANSWERS, items, cfg.queries.task)
-        return {"queries": str(out), "count": len(items), "answers": str(out.parent / ANSWERS)}
+        write_answer_key(answers, items, cfg.queries.task)
+        return {"queries": str(out), "count": len(items), "answers": str(answers)}
     from genius.queries import load_queries
 
     qs = load_queries(cfg.queries.source, field=cfg.queries.field, limit=cfg.queries.count)
@@ -416,8 +392,8 @@ def _with_instruction(text: str, cfg: PipelineConfig) -> str:
 def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, Any]]) -> list[Stage]:
     """Every stage of the run, in order. Later stages read what earlier ones recorded in
     ``results`` (stage name -> what its run returned, or its DONE.json when it was skipped)."""
-    run_dir = Path(cfg.run_dir)
-    queries = run_dir / "queries" / "queries.jsonl"
+    layout = RunLayout(cfg.run_dir)
+    queries = layout.queries
     shard = engines.ranks.shard(cfg.parallel)
 
     def evaluate(model: str, out: Path) -> Callable[[], dict[str, Any]]:
@@ -426,36 +402,35 @@ def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, An
         return lambda: {"metrics": run_eval(eval_config(cfg, model), out, engine=engines.get(model), shard=shard,
                                             together=True)}
 
-    base_dir = run_dir / "eval" / "base"
+    base_dir = layout.base_eval
     base_eval = (Stage("eval-base", base_dir, evaluate(cfg.model, base_dir), runs_on="generators")
                  if cfg.base_eval_from is None
                  else Stage("eval-base", base_dir, lambda: _reuse_base_eval(cfg, Path(cfg.base_eval_from), base_dir)))
     stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries)), base_eval]
     for r in range(1, cfg.rounds + 1):
-        rdir = run_dir / f"round{r}"
-        stages += _round_stages(cfg, r, rdir, queries, engines, results, evaluate)
+        stages += _round_stages(cfg, r, layout.round(r), queries, engines, results, evaluate)
     return stages
 
 
-def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engines: _Engines,
+def _round_stages(cfg: PipelineConfig, r: int, rnd: RoundLayout, queries: Path, engines: _Engines,
                   results: dict[str, dict[str, Any]], evaluate: Callable) -> list[Stage]:
     def policy() -> str:
         return cfg.model if r == 1 else results[f"round{r - 1}-train"]["model"]
 
     def build() -> dict[str, Any]:
         if cfg.data_from is not None:
-            return _reuse_data(Path(cfg.data_from) / "round1" / "sample", rdir / "sample")
-        ctx = MethodContext(cfg, r, rdir / "sample", queries, engines.get(policy()), engines.ranks.shard(cfg.parallel))
+            return _reuse_data(RunLayout(cfg.data_from).round(1).sample, rnd.sample)
+        ctx = MethodContext(cfg, r, rnd.sample, queries, engines.get(policy()), engines.ranks.shard(cfg.parallel))
         data = methods()[cfg.method](ctx)
         merged_here = ctx.shard is None or ctx.shard[0] == 0  # shard 0 merges; the others' data is not in yet
         if not merged_here:
             return {"data": str(data)}
         result = {"data": str(data)}
-        answers = queries.parent / ANSWERS
-        if answers.is_file() and (rdir / "sample" / "trees.jsonl").is_file():
+        answers = RunLayout(cfg.run_dir).answers
+        if answers.is_file() and rnd.trees.is_file():
             from genius.sampling.signal import write_signal
 
-            result["signal"] = write_signal(rdir / "sample", answers)["headline"]
+            result["signal"] = write_signal(rnd.sample, answers)["headline"]
             print(result["signal"])
         if not _has_records(data):
             raise UserError(f"stage 'round{r}-sample': method '{cfg.method}' built no training data from the "
@@ -472,37 +447,36 @@ def _round_stages(cfg: PipelineConfig, r: int, rdir: Path, queries: Path, engine
         start = cfg.model if builder is not None and builder.restart_from_base else policy()
         reference = None if cfg.reference == "previous" or start == cfg.model else cfg.model
         tcfg = train_config(cfg, policy=start, reference=reference, data=Path(results[f"round{r}-sample"]["data"]))
-        final = run_train(tcfg, rdir / "train", resume=True)
+        final = run_train(tcfg, rnd.train, resume=True)
         # While a DeepSpeed config is registered, transformers creates every model inside ZeRO-3's
         # zero.Init: the next stage's engine must load a whole model.
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
         unset_hf_deepspeed_config()
-        return {"model": str(final), "steps": _trained_steps(rdir / "train")}
+        return {"model": str(final), "steps": rnd.last_train_step() or 0}
 
     def intermediate() -> dict[str, Any]:
         from genius.training.checkpoint import checkpoints
 
         done = {}
-        for step, path in checkpoints(rdir / "train"):
-            out = rdir / f"eval-step{step}"
+        for step, path in checkpoints(rnd.train):
+            out = rnd.eval_step(step)
             run_stage(Stage(f"round{r}-eval-step{step}", out, evaluate(str(path / "model"), out), runs_on="generators"),
                       ranks=engines.ranks, mode=cfg.parallel)
             done[step] = str(out)
         return {"evaluated": done}
 
     stages = [
-        Stage(f"round{r}-sample", rdir / "sample", build, needs=((queries, "queries"),),
+        Stage(f"round{r}-sample", rnd.sample, build, needs=((queries, "queries"),),
               runs_on="main" if cfg.data_from is not None else "generators"),
-        Stage(f"round{r}-train", rdir / "train", train,
-              needs=((rdir / "sample" / DONE, f"round{r}-sample"),), runs_on="all"),
+        Stage(f"round{r}-train", rnd.train, train,
+              needs=((rnd.sample / DONE, f"round{r}-sample"),), runs_on="all"),
     ]
     if cfg.eval.get("eval_every"):
-        stages.append(Stage(f"round{r}-eval-steps", rdir / "eval-steps", intermediate,
-                            needs=((rdir / "train" / DONE, f"round{r}-train"),), runs_on="all"))
-    stages.append(Stage(f"round{r}-eval", rdir / "eval", lambda: evaluate(results[f"round{r}-train"]["model"],
-                                                                          rdir / "eval")(),
-                        needs=((rdir / "train" / DONE, f"round{r}-train"),), runs_on="generators"))
+        stages.append(Stage(f"round{r}-eval-steps", rnd.eval_steps, intermediate,
+                            needs=((rnd.train / DONE, f"round{r}-train"),), runs_on="all"))
+    stages.append(Stage(f"round{r}-eval", rnd.eval, lambda: evaluate(results[f"round{r}-train"]["model"], rnd.eval)(),
+                        needs=((rnd.train / DONE, f"round{r}-train"),), runs_on="generators"))
     return stages
 
 
@@ -528,10 +502,10 @@ def _has_records(path: Path) -> bool:
 
 def _reuse_base_eval(cfg: PipelineConfig, source_run: Path, out: Path) -> dict[str, Any]:
     """Copy another run's finished base evaluation, after checking it evaluated the same thing."""
-    source = source_run / "eval" / "base"
+    source = RunLayout(source_run).base_eval
     if not is_done(source):
         raise UserError(f"base_eval_from: {source} holds no finished base evaluation; run {source_run} first")
-    theirs = cfgmod.read_yaml(source_run / "config.yaml") or {}
+    theirs = cfgmod.read_yaml(RunLayout(source_run).config) or {}
     mine = cfgmod.to_dict(cfg)
     differ = [k for k in ("model", "dtype", "device", "seed", "eval") if theirs.get(k) != mine.get(k)]
     if differ:
@@ -541,14 +515,6 @@ def _reuse_base_eval(cfg: PipelineConfig, source_run: Path, out: Path) -> dict[s
     return {**read_json(source / DONE).get("result", {}), "copied_from": str(source)}
 
 
-def _trained_steps(train_dir: Path) -> int:
-    from genius.io import read_jsonl
-
-    log = train_dir / "train_log.jsonl"
-    steps = [int(r["step"]) for r in read_jsonl(log)] if log.is_file() else []
-    return max(steps, default=0)
-
-
 def comparison_runs(cfg: PipelineConfig, source: str = "config") -> list[PipelineConfig]:
     """The runs of a ``compare`` config, in order: each is the config with the entry's overrides,
     method NAME (unless overridden), run_dir/NAME, and the first run's base evaluation."""
@@ -556,7 +522,7 @@ def comparison_runs(cfg: PipelineConfig, source: str = "config") -> list[Pipelin
     runs: list[PipelineConfig] = []
     for name, overrides in cfg.compare.items():
         data = _apply_overrides(copy.deepcopy(base), {"method": name, **overrides}, f"compare.{name}")
-        data["run_dir"] = str(Path(cfg.run_dir) / name)
+        data["run_dir"] = str(RunLayout(cfg.run_dir).member(name).root)
         if runs and data.get("base_eval_from") is None:
             data["base_eval_from"] = runs[0].run_dir
         run = cfgmod.from_dict(PipelineConfig, data, source=f"{source}: compare.{name}")
@@ -576,7 +542,7 @@ def run_comparison(cfg: PipelineConfig, *, force: bool = False, only: list[str] 
     _check_saved_config(cfg, run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     if Ranks.from_env().is_main:
-        cfgmod.save(cfg, run_dir / "config.yaml")
+        cfgmod.save(cfg, RunLayout(run_dir).config)
     failed: list[str] = []
     for i, run in enumerate(runs, 1):
         name = Path(run.run_dir).name
@@ -615,7 +581,7 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | 
     _check_saved_config(cfg, run_dir, force)
     run_dir.mkdir(parents=True, exist_ok=True)
     if ranks.is_main:
-        cfgmod.save(cfg, run_dir / "config.yaml")
+        cfgmod.save(cfg, RunLayout(run_dir).config)
     engines = _Engines(cfg, ranks)
     results: dict[str, dict[str, Any]] = {}
     stages = plan(cfg, engines, results)
@@ -633,5 +599,5 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | 
     engines.release()
     if ranks.is_main:
         report.build_report(run_dir)
-    log(f"genius run: {run_dir} in {time.perf_counter() - t0:.0f}s; report: {run_dir / 'report.md'}")
+    log(f"genius run: {run_dir} in {time.perf_counter() - t0:.0f}s; report: {RunLayout(run_dir).report}")
     return run_dir

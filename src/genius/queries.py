@@ -5,6 +5,9 @@ non-empty), ``prompt`` or ``question``; ``field=`` picks one when a record holds
 query gets a stable id: the record's ``id`` (or ``uuid``) field, else ``<file stem>-<line>``
 (JSONL line, JSON item or CSV line number), so resumed and sharded runs agree on who is who.
 
+A query also carries the corpus' own response (the record's ``output`` or ``response``) when
+it is read for a supervised baseline (SFT, SPIN: ``genius.baselines.common.load_baseline_queries``).
+
 Empty or whitespace-only queries are skipped and counted; queries longer than ``max_chars`` are
 skipped or truncated (``overlong=``) and counted; malformed records raise a UserError naming the
 file and line, or are skipped and counted with ``skip_invalid=True``.
@@ -13,6 +16,7 @@ file and line, or are skipped and counted with ``skip_invalid=True``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import random
 from collections import Counter
@@ -26,6 +30,7 @@ from genius.io import iter_jsonl
 
 TEXT_FIELDS = ("instruction", "prompt", "question")
 ID_FIELDS = ("id", "uuid")
+RESPONSE_FIELDS = ("output", "response")
 Overlong = Literal["skip", "truncate"]
 
 
@@ -37,10 +42,18 @@ class Query:
     """Chat messages for the prompt: an optional system turn, then the user turn."""
     index: int
     """Position in the loaded list (after shuffle and limit): the order outputs are merged in."""
+    response: str | None = None
+    """The corpus' own response, for the supervised baselines (SFT, SPIN); None elsewhere."""
 
     @property
     def text(self) -> str:
         return self.messages[-1]["content"]
+
+    @property
+    def query_id(self) -> str:
+        """``id`` under the name baselines/sft.py and baselines/iterate.py still use (they are to
+        read ``id``; this alias goes with that change)."""
+        return self.id
 
 
 @dataclass
@@ -80,7 +93,7 @@ def load_queries(source: str | Path, *, field: str | None = None, limit: int | N
         counts["read"] += 1
         try:
             text = record_text(record, loc, field)
-            qid = _record_id(record, default_id, loc)
+            qid = record_id(record, default_id, loc)
             if qid in seen:
                 raise UserError(f"{loc} duplicate query id '{qid}' (first seen at {seen[qid]}); ids must be unique")
         except UserError:
@@ -104,7 +117,7 @@ def load_queries(source: str | Path, *, field: str | None = None, limit: int | N
         random.Random(seed).shuffle(queries)
     if limit is not None:
         queries = queries[:limit]
-    queries = [Query(id=q.id, messages=q.messages, index=i) for i, q in enumerate(queries)]
+    queries = [dataclasses.replace(q, index=i) for i, q in enumerate(queries)]
     counts["loaded"] = len(queries)
     return QuerySet(queries=queries, source=str(source), counts=counts)
 
@@ -139,7 +152,8 @@ def _field_text(record: dict, name: str, loc: str) -> str:
     return value
 
 
-def _record_id(record: dict, default_id: str, loc: str) -> str:
+def record_id(record: dict, default_id: str, loc: str) -> str:
+    """The record's ``id`` (or ``uuid``) as a string, else ``default_id``."""
     for name in ID_FIELDS:
         value = record.get(name)
         if value is None or value == "":
@@ -148,6 +162,18 @@ def _record_id(record: dict, default_id: str, loc: str) -> str:
             raise UserError(f"{loc} field '{name}': expected a string or integer id, got {value!r}")
         return str(value)
     return default_id
+
+
+def record_response(record: dict, loc: str) -> str | None:
+    """The corpus response of a record (``output``, else ``response``), None when it has none."""
+    for name in RESPONSE_FIELDS:
+        value = record.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise UserError(f"{loc} field '{name}': expected a string, got {type(value).__name__}")
+        return value
+    return None
 
 
 def _records(source: str | Path, split: str, skip_invalid: bool,

@@ -25,21 +25,19 @@ resumes every shard from its files.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from genius.errors import UserError
+from genius.lock import Shard, file_lock
 
 ParallelMode = Literal["rank", "node"]
 PARALLEL_MODES = ("rank", "node")
 POLL_SECONDS = 2.0
-Shard = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -89,6 +87,13 @@ class Ranks:
         nodes = self.world // self.local_world
         return (self.rank // self.local_world, nodes) if nodes > 1 else None
 
+    @property
+    def lock_shard(self) -> Shard | None:
+        """What this process holds its output folder as (genius.lock.hold_folder): its own shard
+        (rank, world) under a launch, so that the ranks of one launch write together and a
+        second launch or a whole-folder writer is refused; None (the whole folder) alone."""
+        return (self.rank, self.world) if self.launched else None
+
     def device(self, device: str, mode: ParallelMode) -> str:
         """The device of this process's engine: its own GPU in rank mode (auto/cuda -> cuda:LOCAL_RANK)."""
         if mode == "rank" and self.local_world > 1 and device in ("auto", "cuda"):
@@ -130,18 +135,6 @@ def wait_for(done: Callable[[], bool], what: str, log: Callable[[str], None] = p
             log(f"still waiting for {what} ({(time.monotonic() - start) / 60:.0f} min)")
             last = time.monotonic()
         time.sleep(POLL_SECONDS)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path``, released when the block ends or the process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _marker(folder: Path, name: str, shard: Shard) -> Path:

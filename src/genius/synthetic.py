@@ -8,7 +8,8 @@ Kinds (difficulty grows with the number of operations):
 - ``order``: comparison logic over 3-4 people ("A is taller than B, ..., who is shortest?").
 
 The ground truth is used only for evaluation: as training queries the problems are written
-without answers (``write_queries``).
+without answers (``write_queries``). Answers are read from responses by the evaluation task
+``synthetic`` (genius.evaluation.tasks.synthetic, through genius.evaluation.extract).
 
 Train / held-out split: every question text is hashed into a bucket, and a text belongs to
 exactly one split (``split_of``). Each generator keeps drawing until it has ``n`` problems of its
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,49 +193,3 @@ def write_queries(path: str | Path, problems: Sequence[Problem], *, solutions: b
                        for p in problems)
     tmp.replace(path)
     return path
-
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_ANSWER_IS = re.compile(r"answer\s+is\s*:?", re.IGNORECASE)
-
-
-def _after_last_answer_is(response: str) -> str | None:
-    marks = list(_ANSWER_IS.finditer(response))
-    return response[marks[-1].end():] if marks else None
-
-
-def extract_number(response: str) -> str | None:
-    """The first number after the last "answer is", else the last number (commas dropped)."""
-    tail = _after_last_answer_is(response)
-    found = _NUMBER.search(tail) if tail is not None else None
-    if found is None:
-        numbers = _NUMBER.findall(response)
-        if not numbers:
-            return None
-        text = numbers[-1]
-    else:
-        text = found.group()
-    text = text.replace(",", "")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def extract_name(response: str, choices: Sequence[str]) -> str | None:
-    """The first choice named after the last "answer is", else the last choice named at all."""
-    def mentions(text: str) -> list[tuple[int, str]]:
-        return sorted((m.start(), c) for c in choices for m in re.finditer(rf"\b{re.escape(c)}\b", text))
-
-    tail = _after_last_answer_is(response)
-    if tail is not None and (found := mentions(tail)):
-        return found[0][1]
-    found = mentions(response)
-    return found[-1][1] if found else None
-
-
-def extract(problem: Problem, response: str) -> str | None:
-    return extract_name(response, problem.choices) if problem.choices else extract_number(response)
-
-
-def is_correct(problem: Problem, response: str) -> bool:
-    return extract(problem, response) == problem.answer

@@ -100,5 +100,5 @@ def test_a_changed_engine_resumes_a_run(tmp_path):
     configlib.save(PipelineConfig(engine="hf"), run_dir / "config.yaml")
     _check_saved_config(configlib.from_dict(PipelineConfig, {"engine": "vllm", "engine_options": {"max_model_len": 8}}),
                         run_dir, force=False)
-    with pytest.raises(UserError, match="changed: seed"):
+    with pytest.raises(UserError, match=r"other settings \(seed: 0 -> 3\)"):
         _check_saved_config(PipelineConfig(seed=3), run_dir, force=False)

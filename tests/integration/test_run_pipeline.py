@@ -164,7 +164,7 @@ def test_half_finished_eval_resumes(finished_run, capsys):
 def test_changed_config_is_refused(finished_run, capsys):
     cfg, _, _ = finished_run
     assert main(["run", str(cfg), "--set", "seed=1"]) == 2
-    assert "changed: seed" in capsys.readouterr().err
+    assert "other settings (seed: 0 -> 1)" in capsys.readouterr().err
 
 
 def test_missing_input_names_the_stage_to_run(tiny_model_dir, tmp_path, capsys):

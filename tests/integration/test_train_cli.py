@@ -77,7 +77,7 @@ def test_cli_writes_run_folder_and_a_loadable_model(tiny_model_dir, pairs, tmp_p
     # A rerun of a finished run does nothing; a changed config or --no-resume is refused.
     capsys.readouterr()
     assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
-    assert main(args + ["--lr", "1e-3"]) == 2 and "other settings (lr)" in capsys.readouterr().err
+    assert main(args + ["--lr", "1e-3"]) == 2 and "other settings (lr: 0.002 -> 0.001)" in capsys.readouterr().err
     assert main(args + ["--no-resume"]) == 2 and "earlier run" in capsys.readouterr().err
 
 
@@ -192,7 +192,7 @@ def test_resume_after_kill_continues_the_same_run(tiny_model_dir, pairs, tmp_pat
 
 
 def test_set_flags_parse_nested_yaml_values():
-    from genius.commands.train import parse_sets
+    from genius.config import parse_sets
 
     assert parse_sets(["beta=0.2", "lora.r=8", "lora.target_modules=[q_proj]", "trackers=[]"]) == {
         "beta": 0.2, "lora": {"r": 8, "target_modules": ["q_proj"]}, "trackers": []}
@@ -234,3 +234,25 @@ def test_saved_models_are_bf16_under_bf16_autocast_and_as_trained_otherwise(tiny
     assert {t.dtype for t in resume.values()} == {torch.float32}
     plain = run_train(config(tiny_model_dir, pairs, tmp_path, max_steps=1), tmp_path / "fp32")
     assert {t.dtype for t in weights(Path(plain)).values()} == {torch.float32}
+
+
+def test_a_run_failed_on_its_inputs_records_no_config_and_the_corrected_rerun_is_accepted(tiny_model_dir, pairs,
+                                                                                         tmp_path, capsys):
+    """The config copy is written once data and model have loaded: a failed first try leaves
+    none behind, so the corrected rerun into the same --out is not refused as a changed run."""
+    out = tmp_path / "o"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "q", "chosen": "a", "A_w": 0.1, "A_l": 0.0}) + "\n")
+    flags = ["--out", str(out), "--cpu", "--max-steps", "1", "--set", "per_device_batch_size=4",
+             "--set", "save_every=0", "--set", "max_length=128", "--set", f"reference_cache_dir={tmp_path / 'rc'}"]
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(bad), *flags]) == 2
+    assert "bad.jsonl:1: field 'rejected': missing" in capsys.readouterr().err
+    assert not (out / "train_config.yaml").exists()
+    assert main(["train", "--model", str(tmp_path / "no-such-model"), "--data", str(pairs), *flags]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (out / "train_config.yaml").exists()
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(pairs), *flags]) == 0
+    assert (out / "final" / "config.json").is_file()
+    assert read_jsonl(out / "train_log.jsonl")[0]["step"] == 1
+    saved = (out / "train_config.yaml").read_text()
+    assert str(pairs) in saved and str(bad) not in saved

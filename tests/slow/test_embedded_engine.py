@@ -28,4 +28,4 @@ def test_embedded_model_answers_arithmetic(embedded_model_dir: Path) -> None:
                                                         stop=("\n",), seed=0))
     assert len(samples) == 4
     assert all(c.finish_reason in ("stop", "eos", "length") for c in samples)
-    assert all("\n" not in c.text_until_stop()[:-1] for c in samples)
+    assert all("\n" not in engine.tokenizer.decode(c.token_ids[:-1]) for c in samples)  # none before the last token

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from genius.baselines import BaselineConfig, BaselineQuery, as_queries, build
+from genius.baselines import BaselineConfig, as_queries, build
 from genius.baselines.common import load_baseline_queries
 from genius.baselines.iterate import TrainRequest, iteration_models, run_iterations
 from genius.baselines import get_builder
 from genius.engines.base import Completion, SamplingParams
 from genius.errors import UserError
 from genius.io import read_jsonl
+from genius.queries import Query
 from genius.schema import check_pair, check_sft
 
 PREFIX = BaselineConfig().assistant_prefix
@@ -48,8 +49,8 @@ class ScriptedEngine:
         raise AssertionError("builders never need teacher-forced log-probs")
 
 
-def queries(n: int = 2, response: str | None = None) -> list[BaselineQuery]:
-    return [BaselineQuery(f"q{i}", [{"role": "user", "content": f"question {i}"}], response) for i in range(n)]
+def queries(n: int = 2, response: str | None = None) -> list[Query]:
+    return [Query(f"q{i}", [{"role": "user", "content": f"question {i}"}], i, response) for i in range(n)]
 
 
 def test_scpo_writes_a_weighted_pair_of_most_and_least_voted(tmp_path: Path) -> None:
@@ -126,18 +127,16 @@ def test_a_killed_build_resumes_without_duplicates(tmp_path: Path) -> None:
 
 def test_resume_with_other_settings_is_refused(tmp_path: Path) -> None:
     build("sft", BaselineConfig(), queries(1, response="r"), None, tmp_path)
-    with pytest.raises(UserError, match=r"other settings \(k\)"):
+    with pytest.raises(UserError, match=r"other settings \(k: 4 -> 5\)"):
         build("sft", BaselineConfig(k=5), queries(1, response="r"), None, tmp_path)
 
 
 def test_as_queries_accepts_records_and_query_objects() -> None:
-    from genius.queries import Query
-
     [a, b] = as_queries([{"instruction": "Do X", "input": "data", "output": "done"},
                          Query(id="z", messages=[{"role": "user", "content": "Y?"}], index=0)], system_prompt="Be brief.")
-    assert a == BaselineQuery("q0", [{"role": "system", "content": "Be brief."},
-                                     {"role": "user", "content": "Do X\n\ndata"}], "done")
-    assert b.query_id == "z" and b.messages[-1]["content"] == "Y?" and b.response is None
+    assert a == Query("q0", [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "Do X\n\ndata"}], 0, "done")
+    assert b.id == "z" and b.messages[-1]["content"] == "Y?" and b.response is None
     with pytest.raises(UserError, match="'a' appears twice"):
         as_queries([{"id": "a", "prompt": "p"}, {"id": "a", "prompt": "q"}])
 
@@ -147,8 +146,8 @@ def test_corpus_responses_join_queries_by_their_ids(tmp_path: Path) -> None:
     corpus.write_text(json.dumps({"instruction": "A?", "output": "a"}) + "\n\n"
                       + json.dumps({"instruction": "B?", "input": "", "output": "b"}) + "\n")
     qs = load_baseline_queries(corpus, supervised=True)
-    assert [(q.query_id, q.messages[-1]["content"], q.response) for q in qs] == [("corpus-1", "A?", "a"),
-                                                                                 ("corpus-3", "B?", "b")]
+    assert [(q.id, q.messages[-1]["content"], q.response) for q in qs] == [("corpus-1", "A?", "a"),
+                                                                           ("corpus-3", "B?", "b")]
 
 
 # ------------------------------------------------------------------------------------ iterations
@@ -259,3 +258,33 @@ def test_pipeline_method_finds_corpus_responses_in_the_query_source(tmp_path: Pa
     path = pipeline_method("sft")(SimpleNamespace(cfg=run_cfg, round=1, out_dir=tmp_path / "r1", queries=run_queries,
                                                   engine=None, shard=None))
     assert [(r["query_id"], r["response"]) for r in read_jsonl(path)] == [("alpaca.sft-1", "gold")]
+
+
+def test_as_query_reads_the_query_text_as_genius_queries_does() -> None:
+    [q] = as_queries([{"id": 7, "question": "Why?", "response": "Because."}])
+    assert (q.id, q.messages, q.index, q.response) == ("7", [{"role": "user", "content": "Why?"}], 0, "Because.")
+    with pytest.raises(UserError, match="item 1: ambiguous: the record has instruction and question"):
+        as_queries([{"instruction": "A?", "question": "B?"}])
+    with pytest.raises(UserError, match="item 2: field 'output': expected a string, got int"):
+        as_queries([{"prompt": "p"}, {"prompt": "q", "output": 3}])
+
+
+def test_corpus_responses_use_the_query_ids_and_refuse_a_non_string_output(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(json.dumps({"uuid": "u1", "instruction": "A?", "response": "a"}) + "\n"
+                      + json.dumps({"instruction": "B?", "output": None}) + "\n")
+    qs = load_baseline_queries(corpus, supervised=True)
+    assert [(q.id, q.response) for q in qs] == [("u1", "a"), ("c-2", None)]
+    assert [q.response for q in load_baseline_queries(corpus, supervised=False)] == [None, None]
+    corpus.write_text(json.dumps({"instruction": "A?", "output": ["a"]}) + "\n")
+    with pytest.raises(UserError, match=r"c.jsonl:1: field 'output': expected a string, got list"):
+        load_baseline_queries(corpus, supervised=True)
+
+
+def test_a_methods_default_loss_is_its_builders_else_the_trainers() -> None:
+    from genius.baselines import BUILDERS, default_loss
+    from genius.training import TrainConfig
+
+    assert [default_loss(m) for m in ("sft", "spin", "scpo")] == ["sft", "dpo", "dpo_nll"]
+    assert default_loss("genius") == TrainConfig().loss == "aco"
+    assert all(default_loss(name) == b.loss for name, b in BUILDERS.items())

@@ -7,21 +7,21 @@ import random
 import pytest
 
 from genius.baselines.coh import coh_pair
-from genius.baselines.common import BaselineQuery
 from genius.baselines.scpo import scpo_select
 from genius.baselines.self_rewarding import best_worst, mean_score, parse_score
 from genius.baselines.sft import sft_record
 from genius.baselines.spin import spin_pair
 from genius.baselines.star import majority_members, star_select
+from genius.queries import Query
 
 MSG = [{"role": "user", "content": "Q?"}]
 
 
 # ----------------------------------------------------------------------------- SFT / SPIN
 def test_sft_record_uses_the_corpus_response_and_skips_blank_ones() -> None:
-    assert sft_record(BaselineQuery("a", MSG, "Because.")) == {"prompt": MSG, "response": "Because.", "weight": 1.0}
-    assert sft_record(BaselineQuery("b", MSG, "  ")) is None
-    assert sft_record(BaselineQuery("c", MSG, None)) is None
+    assert sft_record(Query("a", MSG, 0, "Because.")) == {"prompt": MSG, "response": "Because.", "weight": 1.0}
+    assert sft_record(Query("b", MSG, 1, "  ")) is None
+    assert sft_record(Query("c", MSG, 2, None)) is None
 
 
 def test_spin_pair_chosen_is_corpus_rejected_is_own() -> None:

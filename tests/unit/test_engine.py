@@ -121,7 +121,7 @@ def test_stop_string_spanning_two_tokens_is_per_sequence(engine: HFEngine) -> No
     stopped = [r[0] for r in engine.generate(PROMPTS[:2], SamplingParams(**params, stop=(stop, "never-seen")))]
     assert stopped[row].finish_reason == "stop" and stopped[row].stop_string == stop
     assert stopped[row].token_ids == base[row].token_ids[: i + 2]
-    assert stopped[row].text_until_stop().endswith(stop)
+    assert stopped[row].text.endswith(stop)  # one character per token: the text ends with the stop string
     assert stopped[other].finish_reason == base[other].finish_reason != "stop"
     assert stopped[other].token_ids == base[other].token_ids
 
@@ -312,3 +312,12 @@ def test_engine_on_cuda_lean_and_forward_paths_agree(tiny_engine: HFEngine, dtyp
     params = SamplingParams(n=4, temperature=1.0, max_new_tokens=12, seed=7)
     first, again = lean_eng.generate(PROMPTS, params), lean_eng.generate(PROMPTS, params)
     assert [[c.token_ids for c in r] for r in first] == [[c.token_ids for c in r] for r in again]
+
+
+def test_mean_logprob_is_the_token_mean_and_nan_without_tokens_like_scoring_mean() -> None:
+    from genius.engines.base import Completion
+    from genius.sampling.scoring import mean
+
+    assert Completion("ab", [1, 2], [-1.0, -2.0], "eos").mean_logprob == -1.5
+    empty = Completion("", [], [], "length").mean_logprob
+    assert math.isnan(empty) and math.isnan(mean([]))

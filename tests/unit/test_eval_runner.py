@@ -96,7 +96,7 @@ def test_resume_skips_done_items_and_survives_a_torn_line(tmp_path: Path) -> Non
 
 def test_changed_settings_refuse_to_resume(tmp_path: Path) -> None:
     run_eval(cfg(limit=2), tmp_path, engine=ScriptedEngine())
-    with pytest.raises(UserError, match=r"config\.yaml: this folder holds a run with other settings \(preset"):
+    with pytest.raises(UserError, match=r"config\.yaml: this folder was started with other settings \(preset"):
         run_eval(cfg(limit=2, preset="paper"), tmp_path, engine=ScriptedEngine())
 
 
@@ -128,3 +128,52 @@ def test_bad_settings(tmp_path: Path, bad: dict, match: str) -> None:
     with pytest.raises(UserError, match=match):
         run_eval(cfg(**bad), tmp_path, engine=ScriptedEngine())
     assert not (tmp_path / "config.yaml").exists()
+
+
+def test_the_bar_counts_responses_as_the_engine_finishes_them(tiny_engine, tmp_path: Path, monkeypatch) -> None:
+    """Real tiny model, greedy, 3 items in one batch: item 0's prompt sits 3 tokens below the context,
+    so its answer stops after 3 tokens while the others run to 12. The bar (3 responses) moves
+    twice while the one generate call runs: by 1 at token 3, by 2 at token 12."""
+    import genius.evaluation.evaluate as evaluate
+
+    long_task = "_long_and_short"
+    question = "Question number {}: what?"
+    filler = tiny_engine.max_context - 3 - len(chat_ids(tiny_engine, question.format(0)))
+    items = [Item(id=f"l{i}", question=question.format(i) + (" " + "z" * (filler - 1) if i == 0 else ""), gold="1")
+             for i in range(3)]
+    register_task(Task(name=long_task, answer_type="number", description="lengths", generate=lambda n, seed: items),
+                  replace=True)
+    in_generate, updates = [False], []
+
+    class Bar(evaluate.tqdm):
+        def update(self, n=1):
+            updates.append((n, in_generate[0]))
+            return super().update(n)
+
+    def generate(prompts, params):
+        in_generate[0] = True
+        try:
+            return type(tiny_engine).generate(tiny_engine, prompts, params)
+        finally:
+            in_generate[0] = False
+
+    monkeypatch.setattr(evaluate, "tqdm", Bar)
+    monkeypatch.setattr(tiny_engine, "generate", generate)
+    try:
+        m = run_eval(cfg(tasks=[long_task], limit=3, max_new_tokens=12, batch_size=3), tmp_path,
+                     engine=tiny_engine)[long_task]
+    finally:
+        _REGISTRY.pop(long_task, None)
+    records = [json.loads(line) for line in (tmp_path / long_task / "samples.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in records] == [3, 12, 12] and m["n"] == 3
+    assert [(n, inside) for n, inside in updates if n] == [(1, True), (2, True)]
+
+
+def chat_ids(engine, question: str) -> list[int]:
+    """The prompt of a zero-shot item asking ``question`` (what the runner sends)."""
+    from genius.evaluation.prompts import build_messages, get_preset
+    from genius.models import chat_prompt_ids
+
+    task = Task(name="_probe", answer_type="number", description="", generate=_items)
+    return chat_prompt_ids(engine.tokenizer, build_messages(task, Item(id="p", question=question, gold="1"),
+                                                            get_preset("zero-shot")))

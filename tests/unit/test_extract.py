@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from genius.evaluation.extract import (
+    ANSWER_TYPES,
+    answer_spec,
     extract_choice,
     extract_math,
     extract_number,
@@ -210,6 +212,56 @@ YES_NO_CASES = [
 @pytest.mark.parametrize("text,expected", YES_NO_CASES)
 def test_extract_yes_no(text: str, expected: str | None) -> None:
     assert extract_yes_no(text) == expected
+
+
+# ------------------------------------------------------------------ names, text, the registry
+# (the synthetic problems' answers: these rows were the tests of the extractor genius.synthetic had)
+@pytest.mark.parametrize("text, expected", [
+    ("3 + 4 = 7. The answer is: 7", "7"),
+    ("The answer is 1,200 apples, not 5", "1200"),   # first number after the marker, comma dropped
+    ("first 12 then 15", "15"),                        # no marker: last number
+    ("The answer is 12.0", "12"),
+    ("no digits", None),
+])
+def test_number_answers_of_synthetic_problems(text: str, expected: str | None) -> None:
+    assert ANSWER_TYPES["number"].extract(text, ()) == expected
+
+
+def test_extract_name_prefers_the_answer_marker_then_the_last_mention() -> None:
+    names = ["Ann", "Bob", "Cy"]
+    extract = ANSWER_TYPES["name"].extract
+    assert extract("Ann > Bob > Cy. The answer is Cy.", names) == "Cy"
+    assert extract("Bob is taller than Ann, so Ann", names) == "Ann"
+    assert extract("Annie is here", names) is None  # whole words only
+    assert extract("Cy or Ann? Answer: Bob, not Cy", names) == "Bob"  # the first name after the last marker
+
+
+def test_synthetic_task_checks_numbers_and_names_through_the_registry() -> None:
+    from genius.evaluation.tasks import Item, get_task
+
+    task = get_task("synthetic")
+    number = Item(id="x", question="q", gold="12", meta={"kind": "arith1", "choices": []})
+    assert task.check(task.extract("so the answer is 12.", number), number)
+    assert not task.check(task.extract("so the answer is 13.", number), number)
+    name = Item(id="y", question="q", gold="Bob", meta={"kind": "order", "choices": ["Ann", "Bob"]})
+    assert task.extract("Ann is taller than Bob. The answer is Bob.", name) == "Bob"
+    assert task.check("Bob", name) and not task.check("Ann", name) and not task.check(None, name)
+
+
+def test_text_answers_and_comparison() -> None:
+    text = ANSWER_TYPES["text"]
+    assert text.extract("Thinking.\nThe answer is: Blue sky.\nMore words", ()) == "Blue sky"
+    assert text.extract("no marker here", ()) is None
+    assert text.same(" blue SKY", "Blue sky") and not text.same("blue", "red")
+
+
+def test_registry_comparisons_follow_the_type() -> None:
+    assert ANSWER_TYPES["number"].same("025", "25") and not ANSWER_TYPES["text"].same("025", "25")
+    assert ANSWER_TYPES["math"].same("\\frac{1}{2}", "0.5")
+    assert ANSWER_TYPES["choice"].same("b", "B") and ANSWER_TYPES["yesno"].same("Yes", "yes")
+    assert ANSWER_TYPES["name"].instruction(("Ann", "Bob", "Cy")).endswith("where X is Ann, Bob or Cy.")
+    with pytest.raises(ValueError, match="unknown answer type 'code': expected one of number, math"):
+        answer_spec("code")
 
 
 # ------------------------------------------------------------------ never raise

@@ -172,3 +172,104 @@ def test_a_pinned_hub_dataset_is_loaded_at_its_revision(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     qs = load_queries("org/queries@5d2f1a0")
     assert seen == {"name": "org/queries", "split": "train", "revision": "5d2f1a0"} and len(qs.queries) == 1
+
+
+# --- the one check of a model folder, and the one device check ---
+
+def _copy(tiny_model_dir: Path, tmp_path: Path, name: str) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / name))
+
+
+def _edit_config(folder: Path, **changes: object) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_a_broken_config_json_is_named_not_taken_for_missing_tokenizer_files(tiny_model_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    folder = _copy(tiny_model_dir, tmp_path, "m")
+    (folder / "config.json").write_text('{"model_type": "llama",\n oops}')
+    for load in (models.load_tokenizer, models.resolve, models.model_config):
+        with pytest.raises(UserError, match=rf"^{folder / 'config.json'}:2: not valid JSON \(Expecting property name"):
+            load(str(folder))
+    (folder / "config.json").write_bytes(b'{"model_type": "\xfe"}')
+    with pytest.raises(UserError, match=r"config.json:1: not UTF-8 text \(byte 0xfe at byte offset 16"):
+        models.load_tokenizer(str(folder))
+
+
+def test_weights_only_in_pickle_files_are_refused_by_the_one_check(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_model_dir, tmp_path, "m")
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    # resolve is what every loader (training's too) goes through
+    for load in (models.resolve, models.load_tokenizer, lambda spec: models.load_model(spec, device="cpu")):
+        with pytest.raises(UserError, match=r"the weights are pickle files only \(pytorch_model\.bin\)"):
+            load(str(folder))
+    (folder / "pytorch_model.bin").unlink()
+    with pytest.raises(UserError, match=r"no weights \(\*\.safetensors\)"):
+        models.resolve(str(folder))
+
+
+def test_a_truncated_or_damaged_safetensors_file_is_named(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_model_dir, tmp_path, "m")
+    weights = folder / "model.safetensors"
+    assert models.safetensors_problem(weights) is None
+    data = weights.read_bytes()
+    weights.write_bytes(data[:-100])
+    with pytest.raises(UserError, match=rf"^{weights}: damaged safetensors file \({len(data) - 100} bytes, cut short: "
+                                        rf"its tensors end at byte {len(data)}\)"):
+        models.load_model(str(folder), device="cpu")
+    weights.write_bytes(data[:20])
+    assert "cut short inside its header" in models.safetensors_problem(weights)
+    weights.write_bytes((4).to_bytes(8, "little") + b"\xff{}}" + data[12:])
+    assert models.safetensors_problem(weights) == "its header is not JSON"
+
+
+def test_custom_model_code_needs_the_flag(tiny_model_dir: Path, tmp_path: Path) -> None:
+    custom = _copy(tiny_model_dir, tmp_path, "custom")
+    _edit_config(custom, model_type="zorblat", auto_map={"AutoModelForCausalLM": "modeling_zorblat.Zorblat"})
+    with pytest.raises(UserError, match=rf"^{custom}: model type 'zorblat' comes with its own code .*--trust-remote-code"):
+        models.load_tokenizer(str(custom))
+    with pytest.raises(UserError, match="--trust-remote-code"):
+        models.load_model(str(custom), device="cpu")
+    unknown = _copy(tiny_model_dir, tmp_path, "unknown")
+    _edit_config(unknown, model_type="zorblat")
+    with pytest.raises(UserError, match=r"unknown to transformers .* \(no auto_map\)"):
+        models.model_config(str(unknown))
+    models.check_model_code(str(tiny_model_dir), trust_remote_code=False)  # a known type needs no flag
+
+
+def test_device_values_are_checked_against_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    assert models.pick_device("cpu") == "cpu"
+    with pytest.raises(UserError, match=r"^device 'foo': not a device; set --device .* one of: cpu"):
+        models.pick_device("foo")
+    with pytest.raises(UserError, match="genius runs on cpu, cuda or mps, not xla"):
+        models.pick_device("xla")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    with pytest.raises(UserError, match=r"^device 'cuda': this torch is built without CUDA; .*one of: cpu$"):
+        models.pick_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    with pytest.raises(UserError, match="device 'cuda:0': no CUDA GPU is visible"):
+        models.pick_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert models.pick_device("cuda:1") == "cuda:1" and models.pick_device("auto") == "cuda"
+    with pytest.raises(UserError, match=r"device 'cuda:7': this machine has 2 GPU\(s\); .*cpu, cuda, cuda:0, cuda:1$"):
+        models.pick_device("cuda:7")
+
+
+def test_make_engine_refuses_a_missing_device_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
+    import genius.engines.hf as hf
+    from genius.engines import make_engine
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("loaded a model for a device that is not there")
+
+    monkeypatch.setattr(hf.HFEngine, "from_spec", must_not_load)
+    with pytest.raises(UserError, match="device 'cuda:9'"):
+        make_engine("any", engine="hf", device="cuda:9")

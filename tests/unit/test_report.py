@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from genius.evaluation.compare import paired_difference
 from genius.io import write_json, write_yaml
-from genius.report import (EvalPoint, advantage_bins, build_report, curves, eval_points, final_points, paired,
-                           runs_table, scaling_series)
+from genius.report import (EvalPoint, advantage_bins, build_report, curves, eval_points, final_points, runs_table,
+                           scaling_series)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
@@ -49,16 +50,16 @@ def test_paired_counts_and_exact_mcnemar():
     diff = (6 - 1) / 8 = 0.625."""
     base = {f"q{i}": i == 1 for i in range(1, 9)}
     trained = {f"q{i}": i <= 6 for i in range(1, 9)}
-    pr = paired(base, trained)
-    assert (pr.n, pr.base_only, pr.trained_only) == (8, 0, 5)
+    pr = paired_difference(base, trained)
+    assert (pr.n, pr.only_a, pr.only_b) == (8, 0, 5)
     assert pr.diff == pytest.approx(0.625)
     assert pr.p_value == pytest.approx(0.0625)
     assert pr.low <= pr.diff <= pr.high
 
 
 def test_paired_uses_only_items_both_evaluated():
-    pr = paired({"a": True, "b": False}, {"b": True, "c": True})
-    assert (pr.n, pr.trained_only, pr.base_only) == (1, 1, 0)
+    pr = paired_difference({"a": True, "b": False}, {"b": True, "c": True})
+    assert (pr.n, pr.only_b, pr.only_a) == (1, 1, 0)
 
 
 def test_advantage_bins_by_hand():

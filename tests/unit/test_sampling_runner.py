@@ -147,3 +147,18 @@ def test_a_relaunch_with_another_shard_count_keeps_what_was_merged(tiny_engine, 
         run_sample(cfg, _tiny_queries(5), tmp_path, tiny_engine, shard=(i, 3), progress=False)
     ids = [t["query_id"] for t in lines(tmp_path / "trees.jsonl")]
     assert ids == [f"t{i}" for i in range(5)] and lines(tmp_path / "trees.jsonl")[:4] == first
+
+
+def test_queries_too_long_for_the_context_are_counted_across_shards(tmp_path: Path) -> None:
+    """Scripted engine with a 200-token context: q1 and q2 (300-character questions) cannot take a
+    step. Each shard skips and counts its own; the merge adds them up and writes no tree for them."""
+    from genius.queries import Query
+
+    queries = [q(0), *(Query(id=f"q{i}", messages=[{"role": "user", "content": "x" * 300}], index=i)
+                       for i in (1, 2)), q(3)]
+    for i in range(2):
+        s = run_sample(CFG, queries, tmp_path, MockEngine(S=S, F=F, max_context=200), shard=(i, 2), progress=False)
+        assert s["queries_too_long"] == 1 and s["queries_this_run"] == 1
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["queries_too_long"] == 2 and stats["queries_too_long_ids"] == ["q2", "q1"]
+    assert [t["query_id"] for t in lines(tmp_path / "trees.jsonl")] == ["q0", "q3"] and stats["queries"] == 2

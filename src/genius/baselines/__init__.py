@@ -32,10 +32,12 @@ from genius.baselines.common import (BaselineQuery, Process, as_queries, corpus_
 from genius.baselines.config import BaselineConfig
 from genius.engines.base import Engine
 from genius.errors import UserError
+from genius.queries import Query
 from genius.ranks import Shard
+from genius.training.losses import DEFAULT_LOSS
 
-__all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "as_queries", "build", "get_builder",
-           "pipeline_method"]
+__all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "Query", "as_queries", "build", "default_loss",
+           "get_builder", "pipeline_method"]
 
 
 @dataclass(frozen=True)
@@ -75,22 +77,29 @@ def get_builder(method: str) -> Builder:
     return BUILDERS[key]
 
 
+def default_loss(method: str) -> str:
+    """The loss a run of ``method`` trains with unless its train config names one: a baseline's
+    builder's (its data is made for it), else genius.training's default (Genius: aco)."""
+    builder = BUILDERS.get(method)
+    return builder.loss if builder is not None else DEFAULT_LOSS
+
+
 def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engine | None, out_dir: Path, *,
           shard: Shard | None = None, together: bool = False) -> Path:
     """Write one round of ``method``'s training data into ``out_dir``; return the data file.
 
-    ``queries``: BaselineQuery objects, or records/objects that ``as_queries`` accepts (the
+    ``queries``: genius.queries.Query objects, or records that ``as_queries`` accepts (the
     config's system prompt is added to those). ``engine``: the current model (None only for
     sft). A rerun into the same folder with the same settings resumes. ``shard``/``together``:
     this process's share when several build it (genius.ranks).
     """
     builder = get_builder(method)
     items = list(queries)
-    qs = items if all(isinstance(q, BaselineQuery) for q in items) else as_queries(items, cfg.system_prompt)
+    qs = items if all(isinstance(q, Query) for q in items) else as_queries(items, cfg.system_prompt)
     if not qs:
         raise UserError(f"{builder.name}: no queries given")
     if builder.supervised:
-        missing = next((q.query_id for q in qs if not (q.response or "").strip()), None)
+        missing = next((q.id for q in qs if not (q.response or "").strip()), None)
         if missing is not None:
             raise UserError(f"{builder.name} is supervised: query '{missing}' has no corpus response "
                             "(expected a field 'output' or 'response', e.g. alpaca_cleaned.sft.jsonl)")

@@ -7,10 +7,11 @@ response, rejected = the negative one, with DPO.
 
 from __future__ import annotations
 
-from genius.baselines.common import BaselineQuery, QueryResult, sample
+from genius.baselines.common import QueryResult, sample
 from genius.baselines.config import BaselineConfig
 from genius.baselines.prompts import coh_prompts
 from genius.engines.base import Engine
+from genius.queries import Query
 
 
 def coh_pair(messages: list[dict[str, str]], positive: str, negative: str, prefix: str = "") -> dict | None:
@@ -21,7 +22,7 @@ def coh_pair(messages: list[dict[str, str]], positive: str, negative: str, prefi
     return {"prompt": messages, "chosen": positive, "rejected": negative}
 
 
-def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
+def process(batch: list[Query], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
     assert engine is not None
     prompts = [p for q in batch for p in coh_prompts(q.messages)]  # positive, negative, positive, ...
     outs = sample(engine, cfg, prompts, n=1, seed=seed)
@@ -29,5 +30,5 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     for j, q in enumerate(batch):
         positive, negative = outs[2 * j][0].text, outs[2 * j + 1][0].text
         pair = coh_pair(q.messages, positive, negative, cfg.assistant_prefix)
-        results.append(QueryResult(q.query_id, [pair] if pair else [], {"positive": positive, "negative": negative}))
+        results.append(QueryResult(q.id, [pair] if pair else [], {"positive": positive, "negative": negative}))
     return results

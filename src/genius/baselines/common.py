@@ -9,31 +9,26 @@ at a time; a rerun skips the queries whose detail record is already on disk.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from genius.baselines.config import BaselineConfig
-from genius.config import diff, to_dict
+from genius.config import check_resume, to_dict
 from genius.engines.base import Engine, SamplingParams
-from genius.errors import UserError
-from genius.io import JsonlAppender, atomic_write_text, dumps, iter_jsonl, read_jsonl, read_yaml, write_yaml
+from genius.errors import UserError, where
+from genius.io import JsonlAppender, atomic_write_text, dumps, iter_jsonl, read_jsonl, write_yaml
 from genius.models import chat_prompt_ids
+from genius.queries import Query, load_queries, record_id, record_response, record_text
 from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 from genius.schema import prompt_messages
 
 CANDIDATES = "candidates.jsonl"
 CONFIG_COPY = "baseline.yaml"
-
-
-@dataclass(frozen=True)
-class BaselineQuery:
-    query_id: str
-    messages: list[dict[str, str]]
-    """The query as chat messages (system message included when configured)."""
-    response: str | None = None
-    """The corpus' own response (supervised baselines SFT and SPIN only)."""
 
 
 @dataclass
@@ -45,76 +40,70 @@ class QueryResult:
     """Everything sampled and scored for this query (written to candidates.jsonl)."""
 
 
-Process = Callable[[list[BaselineQuery], Engine | None, BaselineConfig, int], list[QueryResult]]
+Process = Callable[[list[Query], Engine | None, BaselineConfig, int], list[QueryResult]]
+
+# The name the baseline builders' queries had; goes once baselines/sft.py and iterate.py import Query.
+BaselineQuery = Query
 
 
-def _get(item: Any, *names: str) -> Any:
-    for name in names:
-        value = item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-        if value is not None:
-            return value
-    return None
+def as_query(item: Any, index: int, system_prompt: str | None = None, source: str = "queries") -> Query:
+    """A query record (a dict) or a Query -> the Query at position ``index``, the system prompt
+    put first when it has no system turn.
 
-
-def as_query(item: Any, index: int, system_prompt: str | None = None, source: str = "queries") -> BaselineQuery:
-    """A query record or object -> BaselineQuery.
-
-    Accepted fields: id (``query_id`` or ``id``, else ``q<index>``); the query as ``messages`` /
-    ``prompt`` (a string or chat messages) or ``instruction`` [+ ``input``, joined by a blank
-    line]; the corpus response as ``response`` or ``output``.
+    A record's id is ``query_id`` or ``id`` (else ``q<index>``); its query ``messages`` or
+    ``prompt`` (a string or chat messages), else the text genius.queries reads (``instruction``
+    [+ ``input``] or ``question``); its corpus response ``output`` or ``response``.
     """
-    qid = _get(item, "query_id", "id")
-    prompt = _get(item, "messages", "prompt")
-    if prompt is None:
-        instruction = _get(item, "instruction")
-        if instruction is None:
-            raise UserError(f"{source}: item {index + 1}: expected a field 'prompt', 'messages' or 'instruction'")
-        extra = _get(item, "input")
-        prompt = f"{instruction}\n\n{extra}" if isinstance(extra, str) and extra.strip() else instruction
-    messages = prompt_messages(prompt, source, index + 1)
+    if isinstance(item, Query):
+        qid, messages, response = item.id, item.messages, item.response
+    elif isinstance(item, dict):
+        loc = f"{source}: item {index + 1}:"
+        qid = next((item[k] for k in ("query_id", "id") if item.get(k) is not None), f"q{index}")
+        chat = next((item[k] for k in ("messages", "prompt") if item.get(k) is not None), None)
+        messages = prompt_messages(chat if chat is not None else record_text(item, loc), source, index + 1)
+        response = record_response(item, loc)
+    else:
+        raise UserError(f"{source}: item {index + 1}: expected a query record or a Query, got {type(item).__name__}")
     if system_prompt and messages[0]["role"] != "system":
         messages = [{"role": "system", "content": system_prompt}] + messages
-    response = _get(item, "response", "output")
-    if response is not None and not isinstance(response, str):
-        raise UserError(f"{source}:{index + 1}: field 'response': expected a string")
-    return BaselineQuery(str(qid) if qid is not None else f"q{index}", messages, response)
+    return Query(id=str(qid), messages=messages, index=index, response=response)
 
 
-def as_queries(items: Iterable[Any], system_prompt: str | None = None, source: str = "queries") -> list[BaselineQuery]:
+def as_queries(items: Iterable[Any], system_prompt: str | None = None, source: str = "queries") -> list[Query]:
     queries = [as_query(item, i, system_prompt, source) for i, item in enumerate(items)]
     seen: set[str] = set()
     for q in queries:
-        if q.query_id in seen:
-            raise UserError(f"{source}: query id '{q.query_id}' appears twice (ids must be unique)")
-        seen.add(q.query_id)
+        if q.id in seen:
+            raise UserError(f"{source}: query id '{q.id}' appears twice (ids must be unique)")
+        seen.add(q.id)
     return queries
 
 
 def load_baseline_queries(source: str | Path, *, supervised: bool, limit: int | None = None,
                           field: str | None = None, system: str | None = None,
-                          corpus: str | Path | None = None) -> list[BaselineQuery]:
-    """Queries through genius.queries.load_queries (the same ids and text as Genius); for the
-    supervised baselines each also gets its corpus response (``output`` or ``response``) from
-    ``corpus`` (default: the query file itself), matched by query id."""
-    from genius.queries import load_queries
-
-    qset = load_queries(source, field=field, limit=limit, system=system)
-    responses = corpus_responses(Path(corpus or source)) if supervised else {}
-    return [BaselineQuery(q.id, q.messages, responses.get(q.id)) for q in qset]
+                          corpus: str | Path | None = None) -> list[Query]:
+    """genius.queries.load_queries (the same ids and text as Genius); for the supervised
+    baselines each query also gets its corpus response from ``corpus`` (default: the query file
+    itself), matched by query id."""
+    queries = list(load_queries(source, field=field, limit=limit, system=system))
+    if not supervised:
+        return queries
+    responses = corpus_responses(Path(corpus or source))
+    return [dataclasses.replace(q, response=responses.get(q.id)) for q in queries]
 
 
 def corpus_responses(path: Path) -> dict[str, str]:
-    """query id -> corpus response of a JSONL corpus, ids as genius.queries gives them (the
-    record's ``id``/``uuid``, else ``<file stem>-<line>``)."""
+    """query id -> corpus response (``output`` or ``response``) of a JSONL corpus, ids as
+    genius.queries gives them (the record's ``id``/``uuid``, else ``<file stem>-<line>``)."""
     if path.suffix.lower() not in (".jsonl", ".ndjson") or not path.is_file():
         raise UserError(f"{path}: the supervised baselines read the corpus responses from a JSONL file "
                         "with an 'output' (or 'response') field")
     responses = {}
     for lineno, record in iter_jsonl(path):
-        qid = next((str(record[k]) for k in ("id", "uuid") if record.get(k) not in (None, "")), f"{path.stem}-{lineno}")
-        value = record.get("output", record.get("response"))
-        if isinstance(value, str):
-            responses[qid] = value
+        loc = where(path, lineno)
+        response = record_response(record, loc)
+        if response is not None:
+            responses[record_id(record, f"{path.stem}-{lineno}", loc)] = response
     return responses
 
 
@@ -148,17 +137,12 @@ def sample(engine: Engine, cfg: BaselineConfig, message_lists: Sequence[list[dic
                     temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed)
 
 
-def check_config_copy(out_dir: Path, method: str, cfg: BaselineConfig) -> None:
-    """Write ``baseline.yaml``; refuse to resume into a folder built with other settings."""
+def check_config_copy(out_dir: Path, method: str, cfg: BaselineConfig, *, force: bool = False) -> None:
+    """Refuse to resume into a folder built with another method or other settings (the fields
+    of BaselineConfig not marked may_change; unless ``force``), then write ``baseline.yaml``."""
     path = out_dir / CONFIG_COPY
-    current = {"method": method, **to_dict(cfg)}
-    if path.is_file():
-        changed = diff(read_yaml(path) or {}, current, ignore=("batch_size",))
-        if changed:
-            raise UserError(f"{path}: this folder was built with other settings ({', '.join(changed)}); "
-                            "use a new --out folder or the same settings to resume")
-        return
-    write_yaml(path, current)
+    check_resume(path, cfg, force=force, also={"method": method})
+    write_yaml(path, {"method": method, **to_dict(cfg)})
 
 
 def _resume_state(data_path: Path, candidates_path: Path) -> set[str]:
@@ -173,7 +157,7 @@ def _resume_state(data_path: Path, candidates_path: Path) -> set[str]:
     return done
 
 
-def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig, queries: Sequence[BaselineQuery],
+def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig, queries: Sequence[Query],
                 engine: Engine | None, out_dir: Path, *, shard: Shard | None = None, together: bool = False) -> Path:
     """Run ``process`` over the queries not yet done; return the data file (pairs/sft.jsonl).
 
@@ -192,18 +176,22 @@ def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig,
     done = _resume_state(data_path, candidates_path)
     if shard is not None and (out_dir / CANDIDATES).is_file():  # merged by an earlier launch
         done |= {r["query_id"] for r in read_jsonl(out_dir / CANDIDATES, repair=True)}
-    position = {q.query_id: i for i, q in enumerate(queries)}
-    mine = [q for q in queries if owns(shard, position[q.query_id])]
-    todo = [q for q in mine if q.query_id not in done]
+    position = {q.id: i for i, q in enumerate(queries)}
+    mine = [q for q in queries if owns(shard, position[q.id])]
+    todo = [q for q in mine if q.id not in done]
     written = 0
-    with JsonlAppender(data_path) as data, JsonlAppender(candidates_path) as details, \
-            tqdm(total=len(mine), initial=len(mine) - len(todo), desc=method, unit="query") as bar:
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=method, unit="query", dynamic_ncols=True,
+               disable=os.environ.get("GENIUS_NO_PROGRESS") == "1")
+    # A batch's queries finish together, after all of its engine calls: the responses count moves meanwhile.
+    counted = _ResponseCounter(bar)
+    reporting = _ReportingEngine(engine, counted) if engine is not None else None
+    with JsonlAppender(data_path) as data, JsonlAppender(candidates_path) as details, bar:
         for start in range(0, len(todo), cfg.batch_size):
             batch = todo[start:start + cfg.batch_size]
             # The seed follows the batch's first query, so a resumed run samples as a fresh one would
             # wherever its batches line up.
-            seed = cfg.seed * 1_000_003 + position[batch[0].query_id]
-            for result in process(batch, engine, cfg, seed):
+            seed = cfg.seed * 1_000_003 + position[batch[0].id]
+            for result in process(batch, reporting, cfg, seed):
                 records = [{"query_id": result.query_id, **r, "method": method} for r in result.records]
                 data.write_many(records)
                 details.write({"query_id": result.query_id, "kept": len(records), **result.detail})
@@ -219,6 +207,41 @@ def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig,
     print(f"{method}: {total} {'pairs' if output == 'pairs' else 'SFT examples'} from {len(queries)} queries "
           f"({written} new) -> {merged}")
     return merged
+
+
+class _ResponseCounter:
+    """``on_finished`` of the builders' engine calls: the responses generated so far and their rate,
+    shown beside the bar of queries."""
+
+    REDRAW_S = 0.5
+    """At most one redraw per this many seconds (rows finish at every decode step)."""
+
+    def __init__(self, bar: Any):
+        self.bar = bar
+        self.count = 0
+        self.start = self.shown = time.perf_counter()
+
+    def __call__(self, finished: int) -> None:
+        self.count += finished
+        now = time.perf_counter()
+        if now - self.shown >= self.REDRAW_S:
+            self.shown = now
+            self.bar.set_postfix_str(f"{self.count} responses, {self.count / (now - self.start):.1f}/s")
+
+
+class _ReportingEngine:
+    """``engine`` whose generate calls report their finished sequences to ``on_finished`` (the
+    builders' own calls, several per batch, pass none); everything else is the engine's."""
+
+    def __init__(self, engine: Engine, on_finished: Callable[[int], None]):
+        self._engine = engine
+        self._on_finished = on_finished
+
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> Any:
+        return self._engine.generate(prompts, dataclasses.replace(params, on_finished=self._on_finished))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
 
 
 def _merge_shards(out_dir: Path, output: str, position: dict[str, int]) -> None:

@@ -1,9 +1,13 @@
-"""The one config of every baseline data builder (``method:`` in a run config)."""
+"""The one config of every baseline data builder (``method:`` in a run config).
+
+Fields marked ``may_change`` (batch size, engine) set how fast a build goes: a resumed build may
+change them; every other field must match the folder's baseline.yaml (genius.config.check_resume)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from genius.config import may_change
 from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
 
@@ -24,12 +28,12 @@ class BaselineConfig:
     """Text the generated responses start with (the same as Genius, so the methods differ only
     in their data). SFT and SPIN ignore it: their chosen response is the corpus text, and a
     prefix on the rejected side only would be a give-away."""
-    batch_size: int = 8
+    batch_size: int = may_change(8)
     """Queries per engine call; every finished batch is on disk (a killed run resumes)."""
-    engine: EngineName = "auto"
+    engine: EngineName = may_change("auto")
     """Generation backend: hf (transformers), vllm, or auto (vllm where it is installed and a
     GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
-    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    engine_options: EngineOptions = may_change(default_factory=EngineOptions)
     """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
     (genius.engines.options)."""
     seed: int = 0

@@ -18,10 +18,11 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from genius.baselines.common import BaselineQuery, QueryResult, ballots, sample
+from genius.baselines.common import QueryResult, ballots, sample
 from genius.baselines.config import BaselineConfig
 from genius.baselines.voting import vote, vote_counts
 from genius.engines.base import Engine
+from genius.queries import Query
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def scpo_select(cluster_ids: Sequence[int | None], min_votes: int, rng: random.R
     return ScpoChoice(chosen, rejected, top, least, (top - least) / len(cluster_ids))
 
 
-def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
+def process(batch: list[Query], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
     assert engine is not None
     rng = random.Random(seed)
     samples = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
@@ -63,6 +64,6 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
         if choice is not None:
             records.append({"prompt": q.messages, "chosen": texts[choice.chosen], "rejected": texts[choice.rejected],
                             "weight": choice.weight, "votes_w": choice.votes_w, "votes_l": choice.votes_l})
-        results.append(QueryResult(q.query_id, records, {"samples": texts, "complete": [r.complete for r in responses],
+        results.append(QueryResult(q.id, records, {"samples": texts, "complete": [r.complete for r in responses],
                                                          "clusters": clusters}))
     return results

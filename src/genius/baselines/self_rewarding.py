@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from genius.baselines.common import BaselineQuery, QueryResult, generate, sample
+from genius.baselines.common import QueryResult, generate, sample
 from genius.baselines.config import BaselineConfig
 from genius.baselines.prompts import judge_prompt
 from genius.engines.base import Engine
 from genius.models import chat_prompt_ids
+from genius.queries import Query
 
 _SCORE = re.compile(r"score\s*:\s*\**\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
 
@@ -52,7 +53,7 @@ def best_worst(scores: Sequence[float | None]) -> tuple[int, int] | None:
     return best[0], worst[0]
 
 
-def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
+def process(batch: list[Query], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
     assert engine is not None
     candidates = [[r.text for r in rs] for rs in sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)]
     judge_prompts = [judge_prompt(q.messages, c) for q, cands in zip(batch, candidates) for c in cands]
@@ -73,5 +74,5 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
             w, l = pick
             records.append({"prompt": q.messages, "chosen": cands[w], "rejected": cands[l],
                             "score_w": scores[w], "score_l": scores[l]})
-        results.append(QueryResult(q.query_id, records, {"candidates": cands, "scores": scores, "judgements": judged}))
+        results.append(QueryResult(q.id, records, {"candidates": cands, "scores": scores, "judgements": judged}))
     return results

@@ -8,9 +8,10 @@ to tell the corpus' responses from its own until it cannot.
 
 from __future__ import annotations
 
-from genius.baselines.common import BaselineQuery, QueryResult, generate
+from genius.baselines.common import QueryResult, generate
 from genius.baselines.config import BaselineConfig
 from genius.engines.base import Engine
+from genius.queries import Query
 
 
 def spin_pair(messages: list[dict[str, str]], corpus_response: str, own_response: str) -> dict | None:
@@ -21,7 +22,7 @@ def spin_pair(messages: list[dict[str, str]], corpus_response: str, own_response
     return {"prompt": messages, "chosen": corpus_response, "rejected": own_response}
 
 
-def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
+def process(batch: list[Query], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
     assert engine is not None
     # No assistant prefix: the corpus responses (chosen) do not start with one.
     own = generate(engine, [q.messages for q in batch], prefix="", n=1,
@@ -30,5 +31,5 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
     results = []
     for q, [response] in zip(batch, own):
         pair = spin_pair(q.messages, q.response or "", response.text)
-        results.append(QueryResult(q.query_id, [pair] if pair else [], {"own_response": response.text}))
+        results.append(QueryResult(q.id, [pair] if pair else [], {"own_response": response.text}))
     return results

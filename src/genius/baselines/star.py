@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from genius.baselines.common import BaselineQuery, QueryResult, ballots, sample
+from genius.baselines.common import QueryResult, ballots, sample
 from genius.baselines.config import BaselineConfig
 from genius.baselines.voting import vote, vote_counts
 from genius.engines.base import Engine
+from genius.queries import Query
 
 
 def majority_members(cluster_ids: Sequence[int | None], min_votes: int) -> list[int]:
@@ -43,7 +44,7 @@ def star_select(texts: Sequence[str], cluster_ids: Sequence[int | None], min_vot
     return kept
 
 
-def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
+def process(batch: list[Query], engine: Engine | None, cfg: BaselineConfig, seed: int) -> list[QueryResult]:
     assert engine is not None
     samples = sample(engine, cfg, [q.messages for q in batch], n=cfg.k, seed=seed)
     results = []
@@ -52,6 +53,6 @@ def process(batch: list[BaselineQuery], engine: Engine | None, cfg: BaselineConf
         clusters = vote(ballots(responses, cfg.assistant_prefix), cfg.vote_threshold)
         kept = star_select(texts, clusters, cfg.star_min_votes)
         records = [{"prompt": q.messages, "response": texts[i], "weight": 1.0} for i in kept]
-        results.append(QueryResult(q.query_id, records, {"samples": texts, "complete": [r.complete for r in responses],
+        results.append(QueryResult(q.id, records, {"samples": texts, "complete": [r.complete for r in responses],
                                                          "clusters": clusters, "kept_indices": kept}))
     return results

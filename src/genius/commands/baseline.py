@@ -20,30 +20,31 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from genius.commands._common import add_model_arguments, add_parallel_arguments, engine_from_args, launch_share
-
+from genius.baselines.config import BaselineConfig
+from genius.commands._common import (add_config_flags, add_model_arguments, add_parallel_arguments, add_set_argument,
+                                     engine_from_args, launch_share)
 
 NAMES_HELP = "the baseline: sft, spin, star, coh, self_rewarding (or self-rewarding) or scpo"
+"""Written out, tested against genius.baselines.BUILDERS."""
+
+# BaselineConfig fields with a flag of the same name (flags left unset do not override --config).
+CONFIG_FLAGS = ("k", "temperature", "max_new_tokens", "batch_size", "seed", "system_prompt")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # Names written out (tested against genius.baselines.BUILDERS) so that building the CLI parser
-    # does not import the baselines for every other subcommand.
     p.add_argument("name", help=NAMES_HELP)
-    add_model_arguments(p)
+    add_model_arguments(p, config=BaselineConfig)
     add_parallel_arguments(p)
     p.add_argument("--queries", required=True,
                    help="JSONL/JSON/CSV queries (instruction [+ input] or prompt); sft/spin need a JSONL 'output'")
     p.add_argument("--out", required=True, type=Path, help="output folder (resumed when it exists)")
     p.add_argument("--config", type=Path, help="YAML of BaselineConfig keys; the flags below override it")
+    add_set_argument(p, "judge_samples=1")
     p.add_argument("--limit", type=int, help="use only the first N queries")
     p.add_argument("--field", help="which field holds the query text when a record has several")
-    p.add_argument("--k", type=int, help="samples per query (star, self-rewarding, scpo; default 4)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default 0.7)")
-    p.add_argument("--max-new-tokens", type=int, help="longest generated response (default 256)")
-    p.add_argument("--batch-size", type=int, help="queries per engine call (default 8)")
-    p.add_argument("--seed", type=int, help="sampling seed (default 0)")
-    p.add_argument("--system-prompt", help="system message before every query")
+    add_config_flags(p, BaselineConfig, CONFIG_FLAGS)
+    p.add_argument("--force", action="store_true",
+                   help="go on in an --out folder built with other settings (without --train)")
     p.add_argument("--train", action="store_true", help="train on the data (genius.training) after building it")
     p.add_argument("--iterations", type=int, default=1, help="build -> train rounds (needs --train; default 1)")
     p.add_argument("--train-config", type=Path,
@@ -76,21 +77,21 @@ def _trainer(path: Path | None) -> Callable:
 
 
 def run(args: argparse.Namespace) -> int:
-    from genius import config
-    from genius.baselines import BaselineConfig, build, get_builder
-    from genius.baselines.common import load_baseline_queries
+    from genius.baselines import build, get_builder
+    from genius.baselines.common import check_config_copy, load_baseline_queries
     from genius.baselines.iterate import run_iterations
+    from genius.commands._common import config_from_args
     from genius.engines import make_engine
     from genius.errors import UserError
     from genius.ranks import Ranks
 
     builder = get_builder(args.name)
-    overrides = {"k": args.k, "temperature": args.temperature, "max_new_tokens": args.max_new_tokens,
-                 "batch_size": args.batch_size, "seed": args.seed, "system_prompt": args.system_prompt,
-                 "engine": args.engine}
-    cfg = config.load(BaselineConfig, args.config, overrides)
+    cfg = config_from_args(BaselineConfig, args, args.config)
     if args.iterations != 1 and not args.train:
         raise UserError("--iterations needs --train (each iteration builds its data with the model trained before)")
+    if args.force and args.train:
+        raise UserError("--force goes with a plain build: with --train each iteration folder keeps its own settings; "
+                        "use another --out")
     train = _trainer(args.train_config) if args.train else None
     queries = load_baseline_queries(args.queries, supervised=builder.supervised, limit=args.limit, field=args.field,
                                     system=cfg.system_prompt)
@@ -99,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
         if share is None:
             return 0
         engine = engine_from_args(args, cfg) if builder.uses_engine else None
+        if args.force:  # the new settings become the folder's, so that the build goes on with them
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            check_config_copy(Path(args.out), builder.name, cfg, force=True)
         build(builder.name, cfg, queries, engine, args.out, shard=share[0], together=share[1])
         return 0
     if Ranks.from_env().launched or args.shard is not None:

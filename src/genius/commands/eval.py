@@ -18,35 +18,40 @@ import argparse
 import os
 from pathlib import Path
 
-from genius.commands._common import add_model_arguments, add_parallel_arguments, launch_share
+from genius.commands._common import (add_config_flag, add_config_flags, add_model_arguments, add_parallel_arguments,
+                                     add_set_argument, launch_share)
+
+# EvalConfig fields with a flag of the same name (flags left unset do not override --config).
+CONFIG_FLAGS = ("limit", "samples", "temperature", "top_p", "max_new_tokens", "batch_size", "seed")
+
+
+def _task_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from genius.evaluation.evaluate import EvalConfig
     from genius.evaluation.prompts import PRESETS
     from genius.evaluation.tasks import list_tasks
 
     p.add_argument("compare", nargs="*", metavar="compare RUN_A RUN_B",
                    help="compare two eval output folders instead of evaluating")
-    # Every setting defaults to None: a flag overrides --config only when given.
-    add_model_arguments(p, default=None)
+    p.add_argument("--config", type=Path, default=None, help="YAML EvalConfig; flags override it")
+    add_set_argument(p, "engine_options.max_model_len=2048")
+    add_model_arguments(p, config=EvalConfig)
     add_parallel_arguments(p)
-    p.add_argument("--tasks", default=None, help=f"comma-separated tasks (default gsm8k): {', '.join(list_tasks())}")
-    p.add_argument("--limit", type=int, default=None, help="only the first N items of each task")
+    add_config_flag(p, EvalConfig, "--tasks", dest="tasks", type=_task_list,
+                    help=f"comma-separated tasks (default gsm8k): {', '.join(list_tasks())}")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default runs/eval/<model name>); for compare: also write the table here")
-    p.add_argument("--samples", type=int, default=None,
-                   help="responses per item (default 1 = greedy; n > 1 adds maj@n, pass@n)")
-    p.add_argument("--temperature", type=float, default=None, help="default 0 for 1 sample, 0.6 for several")
-    p.add_argument("--top-p", type=float, default=None, help="default 1.0")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="token budget of each response (default 1024)")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="prompt protocol: paper (default; few-shot GSM8K/MATH), code (reference code shots), zero-shot")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="folder with a subfolder per task in the official formats (default: the config's, "
-                        "else $GENIUS_DATA, else the hub)")
-    p.add_argument("--batch-size", type=int, default=None, help="items per generate call (default 64)")
-    p.add_argument("--seed", type=int, default=None, help="default 0")
-    p.add_argument("--config", type=Path, default=None, help="YAML EvalConfig; flags override it")
+    add_config_flags(p, EvalConfig, CONFIG_FLAGS)
+    add_config_flag(p, EvalConfig, "--preset", dest="preset", choices=sorted(PRESETS),
+                    help="prompt protocol: paper (default; few-shot GSM8K/MATH), code (reference code shots), "
+                         "zero-shot")
+    add_config_flag(p, EvalConfig, "--data-dir", dest="data_dir", type=Path,
+                    help="folder with a subfolder per task in the official formats (default: the config's, "
+                         "else $GENIUS_DATA, else the hub)")
+    p.add_argument("--force", action="store_true", help="go on in an --out folder started with other settings")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,29 +67,20 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import time
 
-    from genius import config as config_io
+    from genius.commands._common import config_from_args
     from genius.evaluation import EvalConfig, run_eval
 
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks is not None else None
-    overrides = {
-        "model": args.model, "tasks": tasks, "limit": args.limit,
-        "samples": args.samples, "temperature": args.temperature, "top_p": args.top_p,
-        "max_new_tokens": args.max_new_tokens, "preset": args.preset,
-        "data_dir": str(args.data_dir) if args.data_dir else None, "seed": args.seed,
-        "batch_size": args.batch_size, "engine": args.engine, "trust_remote_code": args.trust_remote_code or None,
-        # auto is the flags' default as well as the config's: it never overrides a config's choice
-        "dtype": None if args.dtype == "auto" else args.dtype,
-    }
-    share = launch_share(args)
+    cfg = config_from_args(EvalConfig, args, args.config)
+    args.device = cfg.device
+    share = launch_share(args)  # under a launcher: this process's GPU
     if share is None:
         return 0
-    overrides["device"] = None if args.device == "auto" else args.device  # this process's GPU under a launcher
-    cfg = config_io.load(EvalConfig, args.config, overrides)
+    cfg.device = args.device
     if cfg.data_dir is None and os.environ.get("GENIUS_DATA"):
         cfg.data_dir = Path(os.environ["GENIUS_DATA"])
     out = args.out or Path("runs") / "eval" / Path(cfg.model.rstrip("/")).name
     t0 = time.perf_counter()
-    results = run_eval(cfg, out, shard=share[0], together=share[1])
+    results = run_eval(cfg, out, shard=share[0], together=share[1], force=args.force)
     if len(results) < len(cfg.tasks):
         print(f"eval: shard {share[0][0]}/{share[0][1]} done in {time.perf_counter() - t0:.0f}s; "
               f"another process merges the shards into {out}")
@@ -95,7 +91,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _compare(run_a: Path, run_b: Path, out: Path | None) -> int:
-    from genius.evaluation import compare_runs, compare_table
+    from genius.evaluation.compare import compare_runs  # the one comparison: report.md shows the same numbers
+    from genius.evaluation.report import compare_table
     from genius.io import atomic_write_text
 
     table = compare_table(compare_runs(run_a, run_b), str(run_a), str(run_b))

@@ -12,34 +12,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from genius.commands._common import add_config_flags, add_set_argument
+from genius.sampling.config import SampleConfig
+
+# The SampleConfig fields that make pairs from a tree (the others only matter while sampling).
+PAIR_FLAGS = ("negatives", "selection", "tau", "seed", "unfinished")
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("trees", help="a trees.jsonl written by genius sample")
     p.add_argument("--out", required=True, help="where to write the pairs (JSONL; replaced atomically)")
     p.add_argument("--config", default=None, help="SampleConfig YAML (default: sample_config.yaml beside TREES)")
-    p.add_argument("--negatives", choices=["auto", "categorical", "uniform", "lowest"], default=None,
-                   help="how the rejected response is drawn (see SampleConfig.negatives)")
-    p.add_argument("--selection", choices=["sample", "greedy"], default=None,
-                   help="only read by --negatives auto (greedy -> lowest)")
-    p.add_argument("--tau", type=float, default=None, help="temperature of the categorical negative draw")
-    p.add_argument("--seed", type=int, default=None, help="seed of the negative draws")
-    p.add_argument("--unfinished", choices=["drop", "keep"], default=None,
-                   help="pairs with a response cut by a token budget: drop (default) or keep (trained without EOS)")
+    add_set_argument(p, "negatives=uniform")
+    add_config_flags(p, SampleConfig, PAIR_FLAGS)
 
 
 def run(args: argparse.Namespace) -> int:
-    from genius import config as configlib
+    from genius.commands._common import config_from_args
     from genius.errors import UserError
-    from genius.sampling import SampleConfig
     from genius.sampling.runner import CONFIG_NAME, rewrite_pairs, summarize
 
     trees = Path(args.trees)
     if not trees.is_file():
         raise UserError(f"{trees}: file not found (expected a trees.jsonl written by genius sample)")
     source = args.config or (trees.parent / CONFIG_NAME if (trees.parent / CONFIG_NAME).is_file() else None)
-    overrides = {"negatives": args.negatives, "selection": args.selection, "tau": args.tau, "seed": args.seed,
-                 "unfinished": args.unfinished}
-    cfg = configlib.load(SampleConfig, source, overrides)
+    cfg = config_from_args(SampleConfig, args, source)
     out = Path(args.out)
     if out.resolve() == trees.resolve():
         raise UserError(f"--out {out} is the trees file itself; choose another path")

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from genius import report
     from genius.errors import UserError
     from genius.io import atomic_write_text
+    from genius.layout import RunLayout
 
     for run_dir in args.runs:
         if not run_dir.is_dir():
@@ -31,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     if members is not None:
         report.build_comparison_report(args.runs[0], members)
         table = report.runs_table(members)
-        print(f"report: {args.runs[0] / 'report.md'}")
+        print(f"report: {RunLayout(args.runs[0]).report}")
     elif len(args.runs) == 1:
         report.build_report(args.runs[0])
         base, trained = report.final_points(report.eval_points(args.runs[0]))
         table = report.accuracy_table(base, trained)
-        print(f"report: {args.runs[0] / 'report.md'}")
+        print(f"report: {RunLayout(args.runs[0]).report}")
     else:
         for run_dir in args.runs:
             report.build_report(run_dir)

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 
-from genius.engines.options import ENGINE_NAMES
+from genius.commands._common import add_config_flags, add_set_argument
+from genius.pipeline import PipelineConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default=None, help="pipeline config YAML (default: the packaged demo preset)")
-    p.add_argument("--run-dir", default=None, help="override run_dir")
-    p.add_argument("--model", default=None, help="override the starting model")
-    p.add_argument("--engine", default=None, choices=ENGINE_NAMES,
-                   help="override the engine of sampling and evaluation: hf, vllm or auto")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, dotted for sections (e.g. sample.steps=2); repeatable")
+    add_config_flags(p, PipelineConfig, ["run_dir", "model", "engine"])
+    add_set_argument(p, "queries.count=8, sample.steps=2")
     p.add_argument("--only", default=None, metavar="STAGE[,STAGE]",
                    help="run only these stages (names as printed, e.g. round1-train)")
     p.add_argument("--force", action="store_true", help="go on in a run_dir that was started with other settings")
@@ -42,34 +39,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--plan: generated tokens per second of one engine, for the time column")
 
 
-def parse_sets(items: list[str]) -> dict:
-    import yaml
-
-    from genius.errors import UserError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. queries.count=8")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise UserError(f"--set {item!r}: the value is not valid YAML") from None
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from genius import pipeline, report
+    from genius.commands._common import config_overrides
+    from genius.config import parse_sets
 
-    overrides = parse_sets(args.set)
-    if args.run_dir:
-        overrides["run_dir"] = args.run_dir
-    if args.model:
-        overrides["model"] = args.model
-    if args.engine:
-        overrides["engine"] = args.engine
-    cfg = pipeline.load_config(args.config, overrides)
+    # --set keys are dotted into sections; the flags name top-level fields and win over --set.
+    cfg = pipeline.load_config(args.config, {**parse_sets(args.set), **config_overrides(args, PipelineConfig)})
     if args.plan:
         return _plan(cfg, args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None

@@ -15,21 +15,20 @@ from __future__ import annotations
 
 import argparse
 
-from genius.commands._common import add_model_arguments, add_parallel_arguments
+from genius.commands._common import (add_config_flag, add_config_flags, add_model_arguments, add_parallel_arguments,
+                                     add_set_argument)
+from genius.sampling.config import SampleConfig
 
-# flag name -> SampleConfig key (flags left unset do not override the config file)
+
 def _unescaped(text: str) -> str:
     """Read backslash escapes typed on the command line: --delimiter '\n' means a newline."""
     return text.encode("utf-8").decode("unicode_escape").encode("latin-1").decode("utf-8")
 
 
-CONFIG_FLAGS = {
-    "beams": int, "candidates": int, "steps": int, "tau": float, "step_temperature": float,
-    "rollout_temperature": float, "top_p": float, "delimiter": _unescaped, "assistant_prefix": _unescaped,
-    "max_step_tokens": int, "max_rollout_tokens": int, "seed": int, "batch_sequences": int,
-}
-CHOICE_FLAGS = {"score": ("foresight", "step_logprob"), "selection": ("sample", "greedy"),
-                "negatives": ("auto", "categorical", "uniform", "lowest"), "unfinished": ("drop", "keep")}
+# SampleConfig fields with a flag of the same name (flags left unset do not override the config file).
+CONFIG_FLAGS = ("beams", "candidates", "steps", "tau", "step_temperature", "rollout_temperature", "top_p",
+                "delimiter", "assistant_prefix", "max_step_tokens", "max_rollout_tokens", "seed", "batch_sequences",
+                "score", "selection", "negatives", "unfinished")
 
 
 def add_query_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,31 +57,32 @@ def load_queries_from_args(args: argparse.Namespace):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_query_arguments(p)
     p.add_argument("--out", required=True, help="run directory (created; an existing one is resumed)")
-    p.add_argument("--config", default=None, help="YAML file of SampleConfig settings")
-    for name, tp in CONFIG_FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), type=tp, default=None,
-                       help=f"SampleConfig.{name} (see genius.sampling.config)")
-    for name, choices in CHOICE_FLAGS.items():
-        p.add_argument("--" + name, choices=choices, default=None, help=f"SampleConfig.{name}")
-    p.add_argument("--end-marker", action="append", default=None, dest="end_markers",
-                   help="a string that ends a response like EOS (repeatable)")
+    p.add_argument("--config", default=None, help="YAML file of SampleConfig settings; the flags below override it")
+    add_set_argument(p, "engine_options.max_model_len=2048")
+    add_config_flags(p, SampleConfig, CONFIG_FLAGS, types={"delimiter": _unescaped, "assistant_prefix": _unescaped})
+    add_config_flag(p, SampleConfig, "--end-marker", dest="end_markers", action="append",
+                    help="a string that ends a response like EOS (repeatable)")
     p.add_argument("--answers", default=None,
                    help="answer key JSONL (id, task, gold[, labels, meta]; e.g. a run's queries/answers.jsonl): "
                         "after sampling, check the responses against it (genius.sampling.signal; never used "
                         "for sampling) and print the signal line")
-    p.add_argument("--force", action="store_true", help="resume even though the settings changed")
+    p.add_argument("--force", action="store_true", help="go on in an --out folder started with other settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_model_arguments(p)
+    add_model_arguments(p, config=SampleConfig)
     add_parallel_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from genius import config as configlib
-    from genius.commands._common import engine_from_args, launch_share
-    from genius.sampling import SampleConfig, run_sample
+    from pathlib import Path
 
-    overrides = {k: getattr(args, k) for k in [*CONFIG_FLAGS, *CHOICE_FLAGS, "end_markers", "engine"]}
-    cfg = configlib.load(SampleConfig, args.config, overrides)  # validated: bad settings stop here
+    from genius import config as configlib
+    from genius.commands._common import config_from_args, engine_from_args, launch_share
+    from genius.sampling import run_sample
+    from genius.sampling.runner import CONFIG_NAME
+
+    cfg = config_from_args(SampleConfig, args, args.config)  # validated: bad settings stop here
+    # A folder started with other settings is refused now, not after the model has loaded.
+    configlib.check_resume(Path(args.out) / CONFIG_NAME, cfg, force=args.force)
     share = launch_share(args)
     if share is None:
         return 0
@@ -93,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
         raise UserError(f"{args.queries}: no usable queries ({dict(queries.counts)})")
     if args.answers:  # a bad key fails now, not after the sampling
-        from pathlib import Path
-
         from genius.sampling.signal import read_answer_key
 
         read_answer_key(Path(args.answers))

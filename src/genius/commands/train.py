@@ -16,56 +16,38 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import yaml
+from genius.commands._common import add_config_flag, add_set_argument
+
+# TrainConfig imports torch (its losses) and the parser is built for every command, so its flags
+# name the class and are written out; tests/integration/test_cli_flags.py checks them against it.
+TRAIN_CONFIG = "genius.training.config.TrainConfig"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML train config (genius.training.TrainConfig)")
-    p.add_argument("--data", type=Path, action="append", default=None,
-                   help="pairs.jsonl or sft.jsonl (repeatable); overrides the config's data")
+    add_config_flag(p, TRAIN_CONFIG, "--data", dest="data", type=Path, action="append",
+                    help="pairs.jsonl or sft.jsonl (repeatable); overrides the config's data")
     p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--model", default=None, help="starting model spec (default: the config's, else smollm2-135m)")
-    p.add_argument("--loss", default=None, help="aco (default), dpo, ipo, simpo, ropo, sft, dpo_nll")
-    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (overrides epochs)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--cpu", action="store_true", default=None, help="train on CPU even when a GPU is visible")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any config key, value in YAML syntax (e.g. beta=0.2, lora.r=8, trackers=[tensorboard])")
+    add_config_flag(p, TRAIN_CONFIG, "--model", dest="model",
+                    help="starting model spec (default: the config's, else smollm2-135m)")
+    add_config_flag(p, TRAIN_CONFIG, "--loss", dest="loss", help="aco (default), dpo, ipo, simpo, ropo, sft, dpo_nll")
+    add_config_flag(p, TRAIN_CONFIG, "--max-steps", dest="max_steps", type=int,
+                    help="optimizer steps (overrides epochs)")
+    add_config_flag(p, TRAIN_CONFIG, "--lr", dest="lr", type=float, help="peak learning rate")
+    add_config_flag(p, TRAIN_CONFIG, "--cpu", dest="cpu", action="store_true",
+                    help="train on CPU even when a GPU is visible")
+    add_set_argument(p, "beta=0.2, lora.r=8, trackers=[tensorboard]")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue from the last checkpoint in --out (default); --no-resume refuses a used folder")
-
-
-def parse_sets(items: list[str]) -> dict:
-    """['a=1', 'lora.r=8'] -> {'a': 1, 'lora': {'r': 8}}, values parsed as YAML."""
-    from genius.errors import UserError
-
-    out: dict = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE")
-        *parents, leaf = key.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
+    p.add_argument("--force", action="store_true",
+                   help="go on in an --out folder started with other settings (its checkpoints were trained with "
+                        "the old ones)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from genius import config as config_io
-    from genius.io import read_yaml
+    from genius.commands._common import config_from_args
     from genius.training import TrainConfig, run_train
 
-    data = (read_yaml(args.config) or {}) if args.config else {}
-    for key, value in parse_sets(args.set).items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    flags = {"model": args.model, "loss": args.loss, "max_steps": args.max_steps, "lr": args.lr, "cpu": args.cpu,
-             "data": [str(p) for p in args.data] if args.data else None}
-    data.update({k: v for k, v in flags.items() if v is not None})
-    cfg = config_io.from_dict(TrainConfig, data, source=str(args.config or "train flags"))
-    run_train(cfg, args.out, resume=args.resume)
+    cfg = config_from_args(TrainConfig, args, args.config)
+    run_train(cfg, args.out, resume=args.resume, force=args.force)
     return 0

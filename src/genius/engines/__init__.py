@@ -16,9 +16,13 @@ def make_engine(model_spec: str, *, engine: str = "auto", options: EngineOptions
                 max_batch_size: int | None = None, progress: bool = False) -> Any:
     """Build an engine for a model spec. ``engine``: ``hf`` (transformers, CPU/CUDA), ``vllm``
     (genius.engines.vllm) or ``auto`` (vllm where it is installed and a CUDA device is there, else
-    hf). The choice is printed on stderr; ``engine_name`` tells it to the run's records."""
+    hf). The choice is printed on stderr; ``engine_name`` tells it to the run's records. A device
+    this machine lacks is refused first, in one line (genius.models.pick_device)."""
+    from genius.models import pick_device
+
     options = options or EngineOptions()
     options.validate()
+    pick_device(device)
     name = choose_engine(engine, device)
     if name == "vllm":
         from genius.engines.vllm import VLLMEngine

@@ -12,9 +12,10 @@ returns for the same tokens, so the two agree.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, Sequence, runtime_checkable
 
 from genius.errors import UserError
 
@@ -39,6 +40,10 @@ class SamplingParams:
     """One seed per prompt (overrides ``seed``): prompt i's sample j draws from the stream of
     (seeds[i], j), so what a prompt gets does not depend on where it sits in the call or which
     other prompts share it (sampling and evaluation key them by item, step and candidate)."""
+    on_finished: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
+    """Called with how many sequences just finished, while the call runs (progress bars move with
+    the work done, not once per call). The counts of a call add up to at most prompts * n; an
+    engine that cannot tell reports less (callers count the rest done when generate returns)."""
 
     def validate(self) -> None:
         if self.n < 1:
@@ -73,13 +78,9 @@ class Completion:
 
     @property
     def mean_logprob(self) -> float:
-        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else 0.0
-
-    def text_until_stop(self) -> str:
-        """The text cut right after the stop string (for when the rest of the token is unwanted)."""
-        if self.stop_string and self.stop_string in self.text:
-            return self.text[: self.text.index(self.stop_string) + len(self.stop_string)]
-        return self.text
+        """Mean token log-prob; nan for a completion of no tokens (as sampling.scoring.mean: no
+        tokens is no evidence, not a perfect score of 0)."""
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else math.nan
 
 
 @dataclass
@@ -136,7 +137,8 @@ class Engine(Protocol):
         ...
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Completion]]:
-        """For every prompt, ``params.n`` completions (outer list in prompt order)."""
+        """For every prompt, ``params.n`` completions (outer list in prompt order); sequences are
+        reported through ``params.on_finished`` as they finish."""
         ...
 
     def logprobs(self, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]]) -> list[list[float]]:

@@ -161,6 +161,7 @@ class HFEngine:
             tok, lp = _sample(logits, params.temperature, params.top_p, uniform)
             tok_list, lp_list = tok.tolist(), lp.tolist()
             alive_mask = []
+            finished_now = 0
             for b, r in enumerate(active):
                 if finish[r] is not None:
                     alive_mask.append(False)
@@ -176,7 +177,10 @@ class HFEngine:
                     finish[r] = "length"
                 if finish[r] is not None:
                     dead_in_batch += 1
+                    finished_now += 1
                 alive_mask.append(finish[r] is None)
+            if finished_now and params.on_finished is not None:
+                params.on_finished(finished_now)
             if not any(alive_mask):
                 break
             # Drop finished rows from the cache once enough of them piled up: each compaction

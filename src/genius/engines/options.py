@@ -1,5 +1,6 @@
 """Which engine a stage generates with, and the settings of the engines (one definition for the
-sample, eval, run and baseline configs, which each carry ``engine`` and ``engine_options``)."""
+sample, eval, run and baseline configs, which each carry ``engine`` and ``engine_options``,
+both marked ``genius.config.may_change``: they change how fast generation goes, not the method)."""
 
 from __future__ import annotations
 
@@ -51,10 +52,6 @@ class EngineOptions:
         if self.gpu_memory_utilization is not None:
             return self.gpu_memory_utilization
         return GPU_MEMORY_UTILIZATION if device.startswith("cuda") else CPU_MEMORY_UTILIZATION
-
-
-# Settings that change how fast generation goes, not what a run computes: a resumed run may change them.
-ENGINE_RUNTIME_KEYS = ("engine", "engine_options")
 
 
 def vllm_installed() -> bool:

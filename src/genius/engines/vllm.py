@@ -18,18 +18,22 @@ What is pinned so that completions mean exactly what ``genius.engines.base`` say
 - EOS ids are the hf engine's (generation config, model config and tokenizer); emptied (as the
   benchmarks do) they turn EOS off, as in the hf engine;
 - ``max_model_len`` comes from ``EngineOptions``, never vLLM's default of the model's window.
-Each ``generate`` call hands vLLM all its prompts at once: vLLM schedules them itself.
+Each ``generate`` call hands vLLM all its prompts at once: vLLM schedules them itself, and reports
+each request as it finishes (``SamplingParams.on_finished``, through vLLM's progress bar).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+from tqdm import tqdm
 
 from genius.engines.base import Completion, EngineStats, SamplingParams, call_seed, check_prompts, stream_key
 from genius.engines.options import EngineOptions
@@ -146,7 +150,7 @@ class VLLMEngine:
                     stop_token_ids=sorted(self.eos_ids), ignore_eos=not self.eos_ids,
                     seed=request_seed(params, seed, i, j), logprobs=0))
         start = time.perf_counter()
-        outputs = self.llm.generate(requests, per_request, use_tqdm=self.progress)
+        outputs = self.llm.generate(requests, per_request, use_tqdm=_progress_bar(self.progress, params.on_finished))
         self.stats.seconds += time.perf_counter() - start
         self.stats.forward_calls += 1
         results: list[list[Completion]] = [[] for _ in prompts]
@@ -195,6 +199,37 @@ class VLLMEngine:
                 positions = out.prompt_logprobs[len(prompts[i]):]
                 results[i] = [_sampled_logprob(pos, t) for pos, t in zip(positions, seq[len(prompts[i]):])]
         return results
+
+
+class _Discard(io.TextIOBase):
+    """Where a bar that nobody sees writes (vLLM reads a bar's clock, so it cannot be disabled)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _progress_bar(show: bool, on_finished: Callable[[int], None] | None) -> bool | Callable[..., tqdm]:
+    """``use_tqdm`` for ``LLM.generate``: vLLM advances the bar it makes with it by the samples of
+    each request as the request finishes, so a bar whose ``update`` also reports to
+    ``on_finished`` tells the caller which sequences are done, request by request (a vLLM whose
+    ``use_tqdm`` is a plain flag shows its own bar, and the caller counts the call done at its end)."""
+    if on_finished is None:
+        return show
+
+    def make(*args: Any, **kwargs: Any) -> tqdm:
+        if args or "iterable" in kwargs:  # vLLM's bar over the prompts it renders: not sequences
+            return tqdm(*args, disable=not show, **kwargs)
+        bar = tqdm(**kwargs, file=None if show else _Discard())
+        update = bar.update
+
+        def reporting(n: float | None = 1) -> bool | None:
+            on_finished(int(n or 0))
+            return update(n)
+
+        bar.update = reporting  # type: ignore[method-assign]
+        return bar
+
+    return make
 
 
 def _sampled_logprob(position: Any, token: int) -> float:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from genius import config as config_io
+from genius.config import may_change
 from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
 from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
@@ -36,47 +37,50 @@ from genius.evaluation.prompts import build_messages, get_preset
 from genius.evaluation.report import results_table
 from genius.evaluation.stats import majority_vote, mean_interval, pass_at_k, wilson_interval
 from genius.evaluation.tasks import Item, Task, get_task
-from genius.io import JsonlAppender, atomic_write_text, dumps, read_json, read_jsonl, read_yaml, write_json
+from genius.io import JsonlAppender, atomic_write_text, dumps, read_json, read_jsonl, write_json
 from genius.models import DEFAULT_MODEL, chat_prompt_ids
 from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 
-# Settings that change what the model answers: a resumed run must not mix two of them.
-ANSWER_SETTINGS = ("model", "preset", "samples", "temperature", "top_p", "max_new_tokens", "seed")
-
-
 @dataclass
 class EvalConfig:
+    """Fields that change what the model answers must match the folder's config.yaml on resume;
+    the others (which items, where and how fast) are marked ``may_change``: a resumed run may
+    add tasks or items and change the engine, device or batch."""
+
     model: str = DEFAULT_MODEL
     """Model spec: embedded name, local HF folder or hub id."""
-    tasks: list[str] = field(default_factory=lambda: ["gsm8k"])
+    tasks: list[str] = may_change(default_factory=lambda: ["gsm8k"])
     """Task names (see ``genius eval --help`` for the list)."""
-    limit: int | None = None
+    limit: int | None = may_change(None)
     """Evaluate only the first N items of each task (None: all)."""
     samples: int = 1
     """Responses per item. 1: greedy accuracy; n > 1: sampled accuracy, maj@n and pass@n."""
     temperature: float | None = None
     """Sampling temperature; None: 0 (greedy) for samples = 1, else 0.6 (the paper's)."""
     top_p: float = 1.0
+    """Nucleus mass of sampling (1.0: the whole distribution)."""
     max_new_tokens: int = 1024
     """Token budget of each response; a response cut here usually has no answer."""
     preset: str = "paper"
     """Prompt protocol: paper, code (the reference code's shots) or zero-shot."""
-    data_dir: Path | None = None
+    data_dir: Path | None = may_change(None)
     """Folder with one subfolder per task in the official formats (like shared/data/bench); None:
     load each task from its hub id (online only)."""
     seed: int = 0
     """Seed of sampling and of generated tasks."""
-    batch_size: int = 64
+    batch_size: int = may_change(64)
     """Items per engine.generate call."""
-    dtype: str = "auto"
-    device: str = "auto"
-    engine: EngineName = "auto"
+    dtype: str = may_change("auto")
+    """Weights dtype: auto (bf16 where the hardware runs it fast, else fp32), bf16, fp16 or fp32."""
+    device: str = may_change("auto")
+    """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
+    engine: EngineName = may_change("auto")
     """Generation backend: hf (transformers), vllm, or auto (vllm where it is installed and a
     GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
-    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    engine_options: EngineOptions = may_change(default_factory=EngineOptions)
     """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
     (genius.engines.options)."""
-    trust_remote_code: bool = False
+    trust_remote_code: bool = may_change(False)
     """Allow model code from the model folder / hub (it runs foreign code)."""
 
     def validate(self) -> None:
@@ -102,26 +106,28 @@ class EvalConfig:
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, shard: Shard | None = None,
-             together: bool = False) -> dict[str, dict]:
+             together: bool = False, force: bool = False) -> dict[str, dict]:
     """Evaluate every task of ``cfg``; return task -> metrics (also written under ``out_dir``).
 
     ``shard=(i, n)``: answer this shard's items only; the process that merges a task's shards
     (genius.ranks; ``together`` for the processes of one launch) gets its metrics, the others
-    get no entry for it."""
+    get no entry for it. ``force``: go on in a folder started with other settings."""
     cfg.validate()
     out_dir = Path(out_dir)
     tasks = [get_task(name) for name in cfg.tasks]
-    _check_resume(cfg, out_dir)
+    _check_resume(cfg, out_dir, force)
     # Load all data before the model so that a bad file fails in a second, not after the load.
     items = {t.name: _load_items(t, cfg) for t in tasks}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config_io.save(cfg, out_dir / "config.yaml")
     from genius.engines import close_engine, make_engine
 
     own = engine is None
     if engine is None:
         engine = make_engine(cfg.model, engine=cfg.engine, options=cfg.engine_options, dtype=cfg.dtype,
                              device=cfg.device, trust_remote_code=cfg.trust_remote_code)
+    # Recorded once the inputs (tasks, data, model) have loaded: a failed start leaves no copy
+    # that would refuse the corrected rerun.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config_io.save(cfg, out_dir / "config.yaml")
     results: dict[str, dict] = {}
     try:
         for task in tasks:
@@ -143,17 +149,9 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, sh
     return results
 
 
-def _check_resume(cfg: EvalConfig, out_dir: Path) -> None:
-    path = out_dir / "config.yaml"
-    if not path.is_file():
-        return
-    old = read_yaml(path) or {}
-    new = config_io.to_dict(cfg)
-    changed = config_io.diff({k: old.get(k) for k in ANSWER_SETTINGS}, {k: new.get(k) for k in ANSWER_SETTINGS})
-    if changed:
-        detail = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        raise UserError(f"{path}: this folder holds a run with other settings ({detail}); "
-                        "use another --out, or the same settings to resume")
+def _check_resume(cfg: EvalConfig, out_dir: Path, force: bool = False) -> None:
+    """Refuse to resume a folder whose config.yaml answered with other settings (unless ``force``)."""
+    config_io.check_resume(out_dir / "config.yaml", cfg, force=force)
 
 
 def _load_items(task: Task, cfg: EvalConfig) -> list[Item]:
@@ -201,8 +199,10 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
     todo = [it for it in mine if it.id not in done]
     params = SamplingParams(n=cfg.samples, temperature=cfg.sampling_temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
-    with JsonlAppender(samples_path) as out, tqdm(total=len(mine), initial=len(mine) - len(todo), unit="item",
-                                                  desc=task.name, disable=os.environ.get("GENIUS_NO_PROGRESS") == "1") as bar:
+    # The bar counts responses (items x samples) and moves as the engine finishes each one.
+    bar = tqdm(total=len(mine) * cfg.samples, initial=(len(mine) - len(todo)) * cfg.samples, unit="response",
+               desc=task.name, disable=os.environ.get("GENIUS_NO_PROGRESS") == "1", dynamic_ncols=True)
+    with JsonlAppender(samples_path) as out, bar:
         for start in range(0, len(todo), cfg.batch_size):
             chunk = todo[start:start + cfg.batch_size]
             prompts = [chat_prompt_ids(engine.tokenizer, build_messages(task, it, preset)) for it in chunk]
@@ -210,16 +210,18 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
             # unanswered (and counted) instead of stopping the run.
             fits = [k for k, p in enumerate(prompts) if len(p) < engine.max_context]
             outputs: list[list[Completion]] = [[_too_long(len(p))] * cfg.samples for p in prompts]
+            bar.update((len(chunk) - len(fits)) * cfg.samples)
             t0 = time.perf_counter()
             if fits:
                 # Each item draws from its own seed: its samples do not depend on the batch or shard.
+                reported = _Reported(bar)
                 keyed = dataclasses.replace(params, seeds=tuple(derive_seed(cfg.seed, task.name, chunk[k].id)
-                                                                for k in fits))
+                                                                for k in fits), on_finished=reported)
                 for k, comps in zip(fits, engine.generate([prompts[k] for k in fits], keyed)):
                     outputs[k] = comps
+                bar.update(max(0, len(fits) * cfg.samples - reported.count))  # what the engine did not report
             share = (time.perf_counter() - t0) / len(chunk)
             out.write_many(score_item(task, it, comps, share) for it, comps in zip(chunk, outputs))
-            bar.update(len(chunk))
     if not finish_share(task_dir, "samples", shard, lambda: _merge_samples(task_dir, items), together=together):
         return None
     wanted = {it.id for it in items}
@@ -230,6 +232,19 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
                "shards": shard[1] if shard else 1}
     write_json(task_dir / "metrics.json", metrics)
     return metrics
+
+
+class _Reported:
+    """The ``on_finished`` of one engine call: moves the bar by the responses the engine finished,
+    and keeps their count so that the rest is counted when the call returns."""
+
+    def __init__(self, bar: tqdm):
+        self.bar = bar
+        self.count = 0
+
+    def __call__(self, finished: int) -> None:
+        self.count += finished
+        self.bar.update(finished)
 
 
 def _too_long(prompt_tokens: int) -> Completion:

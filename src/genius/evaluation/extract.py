@@ -1,6 +1,8 @@
 """Answer extraction and correctness: pure functions on strings (no model, no I/O).
 
-Four answer types:
+``ANSWER_TYPES`` is the one registry of answer types: for each, how a problem asks for the
+answer (the instruction), how it is read from a response and how two answers compare. Tasks,
+prompts and the synthetic problems all go through it. The types:
 - ``number`` (GSM8K): last ``\\boxed{}``, else the last "answer is", else the last number;
   numbers compare as exact rationals (commas, signs, decimals, leading zeros, ``$``/``%``).
 - ``math`` (MATH, AIME): same order, but the answer is LaTeX; it is compared numerically when
@@ -9,6 +11,11 @@ Four answer types:
 - ``choice`` (ReClor, LogiQA, GPQA, ARC): the option label after the last "answer is" /
   "Answer:", else a marked label such as "(B)" or "b)", else the first standalone label.
 - ``yesno`` (StrategyQA): Yes/No (True/False) after the last "answer is", else the first one.
+- ``name`` (the synthetic ordering problems): one of the item's names, the first named after the
+  last "answer is", else the last named anywhere (whole words).
+- ``text``: the first line after the last "answer is", its final period dropped.
+
+Numbers compare as numbers, math as above; the other types compare case-insensitively.
 
 Every extractor returns ``None`` when the response holds no answer; that counts as wrong.
 """
@@ -17,8 +24,9 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence
 
 # -------------------------------------------------------------------------------- boxed
 
@@ -305,3 +313,79 @@ def extract_yes_no(text: str) -> str | None:
 
 def _yes_no(word: str) -> str:
     return "Yes" if word.lower() in ("yes", "true") else "No"
+
+
+# -------------------------------------------------------------------------------- names, text
+
+
+def extract_name(text: str, names: Sequence[str]) -> str | None:
+    """The first of ``names`` named after the last answer marker, else the last one named at all
+    (whole words: "Annie" does not name "Ann")."""
+    def mentions(part: str) -> list[tuple[int, str]]:
+        return sorted((m.start(), n) for n in names for m in re.finditer(rf"\b{re.escape(n)}\b", part))
+
+    rest = after_answer_is(text)
+    if rest is not None and (found := mentions(rest)):
+        return found[0][1]
+    found = mentions(text)
+    return found[-1][1] if found else None
+
+
+def extract_text(text: str) -> str | None:
+    """A free-form answer: the first line after the last answer marker, without its final period."""
+    rest = after_answer_is(text)
+    return rest.split("\n", 1)[0].strip().rstrip(".") if rest else None
+
+
+def same_text(a: str, b: str) -> bool:
+    """Equal up to case and surrounding spaces (option labels, Yes/No, names, free text)."""
+    return a.strip().lower() == b.strip().lower()
+
+
+# -------------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class AnswerSpec:
+    """How one answer type is asked for, read from a response and compared."""
+
+    extract: Callable[[str, Sequence[str]], str | None]
+    """(response, the item's labels: option labels or names) -> the answer; None when it gives none."""
+    same: Callable[[str, str], bool]
+    """Whether two answers (an extracted one and the gold, or two extracted ones) are the same."""
+    instruction: Callable[[Sequence[str]], str]
+    """The answer instruction that follows the problem, given the item's labels."""
+
+
+def _text_only(extract: Callable[[str], str | None]) -> Callable[[str, Sequence[str]], str | None]:
+    return lambda text, labels: extract(text)
+
+
+def _fixed(instruction: str) -> Callable[[Sequence[str]], str]:
+    return lambda labels: instruction
+
+
+def _listed(labels: Sequence[str]) -> str:
+    return ", ".join(labels[:-1]) + f" or {labels[-1]}"
+
+
+ANSWER_TYPES: dict[str, AnswerSpec] = {
+    "number": AnswerSpec(_text_only(extract_number), numbers_equal,
+                         _fixed('End your response with "The answer is: X" where X is the final number.')),
+    "math": AnswerSpec(_text_only(extract_math), math_equal, _fixed("Put your final answer within \\boxed{}.")),
+    "choice": AnswerSpec(extract_choice, same_text, lambda labels: 'End your response with "The answer is: X" where X '
+                         f"is the label of the correct option ({_listed(labels)})."),
+    "yesno": AnswerSpec(_text_only(extract_yes_no), same_text,
+                        _fixed('End your response with "The answer is: Yes" or "The answer is: No".')),
+    "name": AnswerSpec(extract_name, same_text,
+                       lambda names: f'End your response with "The answer is: X" where X is {_listed(names)}.'),
+    "text": AnswerSpec(_text_only(extract_text), same_text, _fixed('End your response with "The answer is: X".')),
+}
+
+
+def answer_spec(answer_type: str) -> AnswerSpec:
+    """The registry entry of an answer type (a ValueError names the known ones)."""
+    try:
+        return ANSWER_TYPES[answer_type]
+    except KeyError:
+        raise ValueError(f"unknown answer type {answer_type!r}: expected one of {', '.join(ANSWER_TYPES)}") from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genius.errors import UserError
+from genius.evaluation.extract import answer_spec
 from genius.evaluation.tasks.base import Item, Task
 
 SYSTEM_PROMPT = "Please solve the following problem step by step."
@@ -99,19 +100,11 @@ def get_preset(name: str) -> Preset:
 
 
 def answer_instruction(task: Task, item: Item) -> str:
-    """The task-specific answer instruction appended to every problem."""
+    """The task-specific answer instruction appended to every problem: the task's own, else its
+    answer type's (genius.evaluation.extract.ANSWER_TYPES)."""
     if task.instruction:
         return task.instruction
-    if task.answer_type == "number":
-        return 'End your response with "The answer is: X" where X is the final number.'
-    if task.answer_type == "math":
-        return "Put your final answer within \\boxed{}."
-    if task.answer_type == "choice":
-        labels = ", ".join(item.labels[:-1]) + f" or {item.labels[-1]}"
-        return f'End your response with "The answer is: X" where X is the label of the correct option ({labels}).'
-    if task.answer_type == "yesno":
-        return 'End your response with "The answer is: Yes" or "The answer is: No".'
-    return 'End your response with "The answer is: X".'
+    return answer_spec(task.answer_type).instruction(item.labels)
 
 
 def build_messages(task: Task, item: Item, preset: Preset) -> list[dict[str, str]]:

@@ -1,15 +1,16 @@
-"""Settings of stepwise foresight re-sampling (METHOD.md sections 2, 3 and 6)."""
+"""Settings of stepwise foresight re-sampling (METHOD.md sections 2, 3 and 6).
+
+Fields marked ``may_change`` set how fast a run goes, not what it samples: a resumed run may
+change them (genius.config.check_resume)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from genius.engines.options import ENGINE_RUNTIME_KEYS, EngineName, EngineOptions
+from genius.config import may_change
+from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
-
-# Settings that change how fast a run goes but not what it computes: a resumed run may change them.
-RUNTIME_KEYS = ("batch_sequences", *ENGINE_RUNTIME_KEYS)
 
 
 @dataclass
@@ -58,16 +59,16 @@ class SampleConfig:
     (training then appends no EOS to the cut side, so the model is not taught to stop mid-answer)."""
     seed: int = 0
     """Seeds the engine calls and, with the query id and step, every beam and negative draw."""
-    batch_sequences: int = 128
+    batch_sequences: int = may_change(128)
     """Sequences per engine call: queries advance in lockstep until their candidates fill this.
     ``genius sample`` and ``genius run`` also make it the engine's batch. On the 2-core dev CPU a
     decode step costs 3.9 ms per row at 128 rows, 5.8 at 64 and no less at 256 (200-token
     contexts: past 128 rows the rows' keys/values outweigh the weights); GPUs want more (the vLLM
     engine takes the whole call at once: thousands of sequences)."""
-    engine: EngineName = "auto"
+    engine: EngineName = may_change("auto")
     """Generation backend: hf (transformers), vllm, or auto (vllm where it is installed and a
     GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
-    engine_options: EngineOptions = field(default_factory=EngineOptions)
+    engine_options: EngineOptions = may_change(default_factory=EngineOptions)
     """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
     (genius.engines.options)."""
 

@@ -13,11 +13,22 @@ loses nothing and duplicates nothing) and samples only the queries not done yet.
 the queries whose index is i modulo n; once all shards are done they are merged, once (the rule
 of ``genius.ranks``), into ``trees.jsonl`` / ``pairs.jsonl`` / ``stats.json`` in query order
 (``genius merge`` does the same by hand). What a query samples does not depend on its shard.
+
+A query whose prompt leaves the engine's context no room for a step (``search.has_room``) is
+skipped before any generation: counted in stats (``queries_too_long``, with the first ids) and
+warned about on stderr, never written as a tree. It is not done, so a rerun checks it again: with
+the same engine it is skipped and counted again (nothing is generated for it, ever), with a
+larger context (engine_options.max_model_len may change on resume) it is sampled then.
+
+The progress bar counts query-steps (queries x K): it moves as the engine's sequences finish
+within each step, a query that ends early counts its steps left as done, and the postfix shows
+the queries written and the tokens generated per second; tqdm adds the rate and the ETA.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -30,28 +41,27 @@ from genius import config as configlib
 from genius.engines import engine_name
 from genius.engines.base import Engine
 from genius.errors import UserError
-from genius.io import JsonlAppender, atomic_writer, dumps, read_json, read_yaml, truncate_torn_tail, write_json
+from genius.io import JsonlAppender, atomic_writer, dumps, read_json, truncate_torn_tail, write_json
 from genius.queries import Query, QuerySet
 from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
-from genius.sampling.config import RUNTIME_KEYS, SampleConfig
+from genius.sampling.config import SampleConfig
 from genius.sampling.pairs import pairs_for_tree, unfinished_pairs
 from genius.sampling.scoring import quantiles
 from genius.sampling.search import QuerySearch, advance
 
 CONFIG_NAME = "sample_config.yaml"
+TOO_LONG_IDS_KEPT = 20
+"""How many ids of over-long queries stats.json lists (the count is always whole)."""
+BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} query-steps "
+              "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+"""tqdm's default bar with the count to one decimal: steps advance in fractions as sequences finish."""
 
 
 def check_config(run_dir: Path, cfg: SampleConfig, force: bool) -> None:
-    """Write the config copy, or refuse a resume whose settings differ (unless forced)."""
+    """Refuse a resume whose settings differ (genius.config.check_resume; unless forced), then
+    write the config copy. Called once the inputs (queries, engine) are checked."""
     path = run_dir / CONFIG_NAME
-    new = configlib.to_dict(cfg)
-    if path.is_file() and not force:
-        old = read_yaml(path) or {}
-        changed = configlib.diff(old, new, ignore=RUNTIME_KEYS)
-        if changed:
-            shown = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed[:4])
-            raise UserError(f"{path}: this run was started with other settings ({shown}); rerun with the same "
-                            "settings, use another output folder, or pass --force to go on with the new ones")
+    configlib.check_resume(path, cfg, force=force)
     configlib.save(cfg, path)
 
 
@@ -105,45 +115,65 @@ def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: 
     todo = [q for q in mine if q.id not in done]
     counts = dict(getattr(queries, "counts", {}))
     start = time.perf_counter()
-    tokens = _search_all(todo, cfg, engine, trees_path, pairs_path, progress)
+    tokens, too_long = _search_all(todo, cfg, engine, trees_path, pairs_path, progress)
     seconds = time.perf_counter() - start
+    sampled = len(todo) - len(too_long)
     stats = summarize(trees_path, pairs_path, cfg)
     stats.update({
-        "queries_this_run": len(todo), "queries_resumed": len(mine) - len(todo),
+        "queries_this_run": sampled, "queries_resumed": len(mine) - len(todo),
+        "queries_too_long": len(too_long), "queries_too_long_ids": too_long[:TOO_LONG_IDS_KEPT],
         "generated_tokens": tokens, "seconds": round(seconds, 3),
         "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
-        "queries_per_min": 60 * len(todo) / seconds if seconds > 0 else 0.0,
+        "queries_per_min": 60 * sampled / seconds if seconds > 0 else 0.0,
         "input": counts, "shard": list(shard) if shard else None, "engine": engine_name(engine), "complete": True,
     })
     write_json(run_dir / f"stats{suffix}.json", stats)
+    if too_long:
+        shown = ", ".join(too_long[:3]) + (", ..." if len(too_long) > 3 else "")
+        print(f"genius sample: warning: {len(too_long)} queries skipped, their prompts leave no room to generate "
+              f"in the engine's context of {engine.max_context} tokens ({shown}; stats.json queries_too_long)",
+              file=sys.stderr)
     merged = finish_share(run_dir, "trees", shard, lambda: merge_shards(run_dir, shards=shard[1]),
                           together=together) if shard is not None else True
     return {**stats, "merged_here": merged}
 
 
 def _search_all(todo: list[Query], cfg: SampleConfig, engine: Engine, trees_path: Path, pairs_path: Path,
-                progress: bool) -> int:
-    """The lockstep loop: keep as many queries active as ``batch_sequences`` allows."""
+                progress: bool) -> tuple[int, list[str]]:
+    """The lockstep loop: keep as many queries active as ``batch_sequences`` allows. Returns the
+    tokens generated and the ids of the queries skipped as too long for the context."""
     pending = deque(todo)
     active: list[QuerySearch] = []
     per_call = max(1, cfg.batch_sequences // cfg.first_step_candidates)
-    tokens = 0
+    tokens, written, retired = 0, 0, 0  # retired: query-steps of the queries written or skipped
+    too_long: list[str] = []
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="query", desc="sample", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(todo) * cfg.steps, unit="step", desc="sample", disable=not progress, dynamic_ncols=True,
+               bar_format=BAR_FORMAT)
     with JsonlAppender(trees_path) as trees, JsonlAppender(pairs_path) as pairs, bar:
         while pending or active:
             while pending and len(active) < per_call:
-                active.append(QuerySearch.start(pending.popleft(), engine, cfg))
-            tokens += advance(active, engine, cfg)
+                search = QuerySearch.start(pending.popleft(), engine, cfg)
+                if search.fits(engine.max_context):
+                    active.append(search)
+                else:
+                    too_long.append(search.query.id)
+                    retired += cfg.steps
+            tokens += advance(active, engine, cfg, bar.update)
             for s in active:
                 if s.done:
                     tree = s.record(engine.tokenizer)
                     trees.write(tree)  # the tree first: resume rebuilds pairs from trees
                     pairs.write_many(pairs_for_tree(tree, cfg))
-                    bar.update(1)
+                    written += 1
+                    retired += cfg.steps  # one that ended early skips its steps left
             active = [s for s in active if not s.done]
-            bar.set_postfix_str(f"{tokens / max(time.perf_counter() - start, 1e-9):.0f} tok/s")
-    return tokens
+            # What the engine did not report as it went (and the steps skipped) lands here.
+            bar.update(max(0.0, retired + sum(s.k - 1 for s in active) - bar.n))
+            rate = tokens / max(time.perf_counter() - start, 1e-9)
+            skipped = f", {len(too_long)} too long" if too_long else ""
+            bar.set_postfix_str(f"{written}/{len(todo)} queries{skipped}, {tokens} tok, {rate:.0f} tok/s")
+    return tokens, too_long
 
 
 def summarize(trees_path: Path, pairs_path: Path, cfg: SampleConfig) -> dict:
@@ -250,7 +280,10 @@ def merge_shards(run_dir: str | Path, *, shards: int | None = None, allow_partia
     done = [s for s in shard_stats if s]
     seconds = max((s["seconds"] for s in done), default=0.0)
     tokens = sum(s["generated_tokens"] for s in done)
+    too_long = [i for s in done for i in s.get("queries_too_long_ids", [])][:TOO_LONG_IDS_KEPT]
     stats.update({"shards": n, "shards_merged": len(done), "generated_tokens": tokens, "seconds": seconds,
+                  "queries_too_long": sum(s.get("queries_too_long", 0) for s in done),
+                  "queries_too_long_ids": too_long,
                   "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
                   "input": done[0].get("input", {}) if done else {}, "complete": not missing,
                   "engine": done[0].get("engine") if done else None})

@@ -18,11 +18,17 @@ Choices the paper leaves open, made here:
   beams all retired, or that ran K steps, is done.
 - With score=step_logprob (w/o foresight) s stands in for f everywhere; the rollouts are still
   made, unscored, so that its chosen and rejected responses are whole answers like Genius's.
+- A beam needs ``STEP_ROOM`` tokens left in the context window to take a step (``has_room``); a
+  query whose prompt alone leaves less cannot take any and is the runner's to skip.
+
+Progress: ``advance`` reports the share of the live queries' step done while its engine calls run,
+as their sequences finish; the candidates' call and the rollouts' call split each step in
+proportion to their token budgets (max_step_tokens : max_rollout_tokens).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
@@ -32,6 +38,17 @@ from genius.sampling.config import SampleConfig
 from genius.sampling.scoring import advantages, choose_beams, foresight_score, mean, rng_for
 
 MAX_BLANK_ROUNDS = 4  # a model that writes only blank lines gets this many continuations per step
+STEP_ROOM = 2
+"""Tokens a sequence needs left in the context window for a step: one for the step, and one more
+so that the step's rollout prompt still leaves room to generate."""
+
+Progress = Callable[[float], None]
+"""Told how many query-steps were just done (fractions of one while its engine calls run)."""
+
+
+def has_room(tokens: int, max_context: int) -> bool:
+    """Whether a sequence of ``tokens`` tokens (prompt and steps so far) can take another step."""
+    return tokens + STEP_ROOM < max_context
 
 
 @dataclass
@@ -63,6 +80,10 @@ class QuerySearch:
         prompt = chat_prompt_ids(engine.tokenizer, query.messages, cfg.assistant_prefix)
         return cls(query=query, prompt_ids=prompt, assistant_prefix=cfg.assistant_prefix,
                    beams=[Beam(ids=[], q=0.0)], width=cfg.beams)
+
+    def fits(self, max_context: int) -> bool:
+        """Whether the prompt leaves room in the context window for a first step."""
+        return has_room(len(self.prompt_ids), max_context)
 
     def record(self, tokenizer) -> dict:
         return {
@@ -96,11 +117,14 @@ class _Cand:
         return derive_seed(cfg.seed, self.search.query.id, self.search.k, purpose, self.index)
 
 
-def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig) -> int:
-    """Run one search step of every search that is not done; return the tokens generated."""
+def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig,
+            progress: Progress | None = None) -> int:
+    """Run one search step of every search that is not done; return the tokens generated.
+    ``progress`` is told the query-steps done as the engine calls' sequences finish (at most one
+    per live search in all: the caller counts what an engine did not report)."""
     live = [s for s in searches if not s.done]
     for s in live:  # a beam with no room left in the context window cannot take another step
-        room = [b for b in s.beams if len(s.prompt_ids) + len(b.ids) + 2 < engine.max_context]
+        room = [b for b in s.beams if has_room(len(s.prompt_ids) + len(b.ids), engine.max_context)]
         s.width -= len(s.beams) - len(room)
         s.beams = room
         if not s.beams or s.width < 1:
@@ -108,9 +132,11 @@ def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig) 
     live = [s for s in live if not s.done]
     if not live:
         return 0
-    cands = _sample_steps(live, engine, cfg)
+    step_share = len(live) * cfg.max_step_tokens / (cfg.max_step_tokens + cfg.max_rollout_tokens)
+    cands = _sample_steps(live, engine, cfg, progress, step_share)
     cands = _finish_blank_steps(cands, engine, cfg)
-    _rollouts(cands, engine, cfg)  # w/o foresight too: they complete the responses, unscored
+    # w/o foresight too: they complete the responses, unscored
+    _rollouts(cands, engine, cfg, progress, len(live) - step_share)
     by_search: dict[int, list[_Cand]] = {}
     for c in cands:
         by_search.setdefault(id(c.search), []).append(c)
@@ -120,7 +146,15 @@ def advance(searches: Sequence[QuerySearch], engine: Engine, cfg: SampleConfig) 
     return tokens
 
 
-def _sample_steps(live: list[QuerySearch], engine: Engine, cfg: SampleConfig) -> list[_Cand]:
+def _reporter(progress: Progress | None, share: float, sequences: int) -> Callable[[int], None] | None:
+    """The ``on_finished`` of an engine call whose ``sequences`` sequences make ``share`` query-steps."""
+    if progress is None or sequences == 0:
+        return None
+    return lambda finished: progress(share * finished / sequences)
+
+
+def _sample_steps(live: list[QuerySearch], engine: Engine, cfg: SampleConfig, progress: Progress | None = None,
+                  share: float = 0.0) -> list[_Cand]:
     prompts: list[list[int]] = []
     owners: list[tuple[QuerySearch, int, int]] = []
     seeds: list[int] = []
@@ -133,7 +167,7 @@ def _sample_steps(live: list[QuerySearch], engine: Engine, cfg: SampleConfig) ->
             seeds.append(derive_seed(cfg.seed, s.query.id, s.k, "step", b))
     params = SamplingParams(n=cfg.candidates, temperature=cfg.step_temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_step_tokens, stop=(cfg.delimiter, *cfg.end_markers),
-                            seeds=tuple(seeds))
+                            seeds=tuple(seeds), on_finished=_reporter(progress, share, len(prompts) * cfg.candidates))
     outs = engine.generate(prompts, params)
     return [_Cand(search=s, parent=p, index=b * cfg.candidates + j, step=c)
             for (s, p, b), group in zip(owners, outs) for j, c in enumerate(group)]
@@ -168,7 +202,8 @@ def _ends_response(c: Completion, cfg: SampleConfig) -> bool:
     return c.finish_reason == "eos" or (c.finish_reason == "stop" and c.stop_string in cfg.end_markers)
 
 
-def _rollouts(cands: list[_Cand], engine: Engine, cfg: SampleConfig) -> None:
+def _rollouts(cands: list[_Cand], engine: Engine, cfg: SampleConfig, progress: Progress | None = None,
+              share: float = 0.0) -> None:
     todo = []
     for c in cands:
         prompt = c.search.prompt_ids + c.search.beams[c.parent].ids + c.step.token_ids
@@ -179,7 +214,8 @@ def _rollouts(cands: list[_Cand], engine: Engine, cfg: SampleConfig) -> None:
         return
     params = SamplingParams(n=1, temperature=cfg.rollout_temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_rollout_tokens, stop=tuple(cfg.end_markers),
-                            seeds=tuple(c.seed(cfg, "rollout") for c, _ in todo))
+                            seeds=tuple(c.seed(cfg, "rollout") for c, _ in todo),
+                            on_finished=_reporter(progress, share, len(todo)))
     outs = engine.generate([p for _, p in todo], params)
     for (c, _), [r] in zip(todo, outs):
         c.rollout = r

@@ -1,13 +1,19 @@
-"""TrainConfig: every setting of ``genius train``, typed, with a docstring under each field."""
+"""TrainConfig: every setting of ``genius train``, typed, with a docstring under each field.
+
+The loss hyper-parameters (beta, alpha, aco_clip, simpo_*, ropo_*, nll_weight) are the fields
+of ``genius.training.losses.LossParams``, inherited. Fields marked ``may_change`` are those a
+resumed training may change (how fast, where and how it is logged, not what it computes).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from genius.config import may_change
 from genius.errors import UserError
-from genius.training.losses import LossParams, get_loss
+from genius.training.losses import DEFAULT_LOSS, LossParams, get_loss
 
 
 @dataclass
@@ -23,37 +29,22 @@ class LoraSettings:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(LossParams):
     model: str = "smollm2-135m"
     """Starting policy: embedded name, local HF folder or hub id."""
     data: Path | list[Path] | None = None
     """pairs.jsonl (chosen/rejected) or sft.jsonl (response) file(s); several are concatenated."""
     data_format: Literal["auto", "pairs", "sft"] = "auto"
     """auto: pairs when the first record has 'chosen', sft when it has 'response'."""
-    loss: str = "aco"
-    """aco, dpo, ipo, simpo, ropo, sft or dpo_nll (see genius.training.losses)."""
-    beta: float = 0.1
-    """KL strength of the DPO family (aco, dpo, ipo, ropo, dpo_nll)."""
-    alpha: float = 1.0
-    """ACO temperature of the advantage gap."""
-    aco_clip: Literal["paper", "max"] = "paper"
-    """paper: w = min(1, exp(-(A_l - A_w)/alpha)); max: the reference code's max(1, exp((A_w - A_l)/alpha))."""
-    simpo_beta: float = 2.0
-    """SimPO reward scale."""
-    simpo_gamma: float = 0.5
-    """SimPO target margin."""
-    ropo_alpha: float = 2.0
-    """ROPO weight of the noise-aware term sigmoid(-beta*h)."""
-    ropo_gamma: float = 0.1
-    """ROPO weight of the DPO term."""
-    nll_weight: float = 1.0
-    """Weight of the chosen-response NLL in dpo_nll."""
+    loss: str = DEFAULT_LOSS
+    """aco, dpo, ipo, simpo, ropo, sft or dpo_nll (see genius.training.losses); its settings
+    are the LossParams fields."""
     reference_model: str | None = None
     """Frozen reference; default: the starting model (with LoRA: the adapter-disabled policy)."""
     reference_mode: Literal["precompute", "online"] = "precompute"
     """precompute: reference log-probs once before training, cached on disk (no second model in
     memory during training); online: a reference forward pass every step (for comparison)."""
-    reference_cache_dir: Path | None = None
+    reference_cache_dir: Path | None = may_change(None)
     """Where precomputed reference log-probs are cached (default: <genius cache>/reference-logps)."""
     lr: float = 5e-7
     warmup_ratio: float = 0.1
@@ -85,26 +76,26 @@ class TrainConfig:
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """accelerate autocast for the forward pass."""
     gradient_checkpointing: bool = False
-    save_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    save_dtype: Literal["auto", "bf16", "fp16", "fp32"] = may_change("auto")
     """dtype of the saved model folders (checkpoint-*/model, final): auto = bf16 when the weights
     or mixed_precision are bf16 (an 8B model is 16 GB instead of 32, and vLLM would serve an fp32
     folder in fp16), else the weights' dtype. The resume state keeps full precision."""
-    process_group_timeout_minutes: int = 180
+    process_group_timeout_minutes: int = may_change(180)
     """How long processes wait for each other in a collective (torch's default is 10 minutes; a
     reference pass over 25K pairs on rank 0's share alone can take longer)."""
     lora: LoraSettings | None = None
     """LoRA through peft; omit for a full fine-tune."""
-    save_every: int = 100
+    save_every: int = may_change(100)
     """Write checkpoint-<step>/ every this many optimizer steps (0 = only the final model)."""
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = may_change(2)
     """Keep this many latest checkpoint-<step>/ folders (0 = all)."""
-    log_every: int = 1
+    log_every: int = may_change(1)
     """Print and log the mean metrics of every this many optimizer steps."""
-    trackers: list[str] = field(default_factory=list)
+    trackers: list[str] = may_change(default_factory=list)
     """accelerate trackers: tensorboard, wandb, trackio (their packages must be installed)."""
     seed: int = 0
     """Data order, LoRA init and dropout."""
-    cpu: bool = False
+    cpu: bool = may_change(False)
     """Force CPU even when a GPU is visible."""
     trust_remote_code: bool = False
 
@@ -117,9 +108,8 @@ class TrainConfig:
         return [Path(p) for p in self.data or []]
 
     def loss_params(self) -> LossParams:
-        return LossParams(beta=self.beta, alpha=self.alpha, aco_clip=self.aco_clip, simpo_beta=self.simpo_beta,
-                          simpo_gamma=self.simpo_gamma, ropo_alpha=self.ropo_alpha, ropo_gamma=self.ropo_gamma,
-                          nll_weight=self.nll_weight)
+        """The loss hyper-parameters alone (what a loss function is given)."""
+        return LossParams(**{f.name: getattr(self, f.name) for f in fields(LossParams)})
 
     def validate(self) -> None:
         get_loss(self.loss)

@@ -19,15 +19,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from genius.errors import UserError, where
 from genius.io import iter_jsonl
-from genius.models import chat_prompt_ids
+from genius.models import chat_prompt_ids, load_tokenizer
 from genius.schema import check_pair, check_sft, is_finite_pair, prompt_messages
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
+
+    from genius.training.config import TrainConfig
+    from genius.training.losses import LossSpec
 
 IGNORE = -100
 
@@ -149,6 +155,23 @@ def tokenize(records: Records, tokenizer: Any, *, max_length: int, length_policy
     return examples, stats
 
 
+def load_examples(cfg: TrainConfig, loss: LossSpec) -> tuple[Any, list[Example], DataStats]:
+    """(tokenizer, tokenized examples, their counts) of a train config's data files, in the
+    shape ``loss`` needs; bad records, SFT data for a pair loss and no usable example are
+    UserErrors."""
+    tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    records = read_records(cfg.data_files(), cfg.data_format, need_advantages=loss.needs_advantages,
+                           drop_invalid=cfg.drop_invalid)
+    if loss.needs_rejected and records.kind != "pairs":
+        raise UserError(f"loss '{cfg.loss}' needs preference pairs (chosen, rejected); the data holds SFT examples")
+    examples, stats = tokenize(records, tokenizer, max_length=cfg.max_length, length_policy=cfg.length_policy,
+                               with_rejected=loss.needs_rejected)
+    if not examples:
+        raise UserError(f"train: no usable examples left after the length policy and the invalid-record filter "
+                        f"({stats.summary()})")
+    return tokenizer, examples, stats
+
+
 def batch_order(lengths: list[int], batch_size: int, *, seed: int, epoch: int,
                 group_by_length: bool, window_batches: int = 32) -> list[list[int]]:
     """Micro-batches of example indices for one epoch; the same (seed, epoch) gives the same order.
@@ -175,6 +198,20 @@ class BatchList(list):
     def __init__(self, batches: list[list[int]], batch_size: int):
         super().__init__(batches)
         self.batch_size = batch_size
+
+
+def epoch_loader(examples: list[Example], pad_id: int, *, with_rejected: bool, batch_size: int, seed: int,
+                 epoch: int, group_by_length: bool) -> DataLoader:
+    """The collated micro-batches of one epoch in ``batch_order``; each also carries the
+    ``index`` of its examples (to look up their precomputed reference log-probs)."""
+    from torch.utils.data import DataLoader
+
+    def collate_fn(idx: list[int]) -> dict[str, Tensor]:
+        return {**collate([examples[i] for i in idx], pad_id, with_rejected=with_rejected), "index": torch.tensor(idx)}
+
+    order = BatchList(batch_order([e.length for e in examples], batch_size, seed=seed, epoch=epoch,
+                                  group_by_length=group_by_length), batch_size)
+    return DataLoader(range(len(examples)), batch_sampler=order, collate_fn=collate_fn)
 
 
 def _pad(seqs: list[list[int]], value: int) -> Tensor:

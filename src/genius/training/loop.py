@@ -1,10 +1,12 @@
-"""The training loop: one readable function on HF accelerate.
+"""Training on HF accelerate: setup, one loop readable in one screen (``_train_loop``), finish.
 
-``run_train(cfg, out_dir)`` reads pairs (or SFT examples), computes the reference log-probs
-once, then runs AdamW with linear warm-up/decay, gradient accumulation and clipping, logs
-loss / reward margin / preference accuracy / ACO weights, writes checkpoints, and saves the
-final model as a plain HF folder. Rerunning the same command after a kill resumes from the
-last checkpoint with the same data order.
+``run_train(cfg, out_dir)`` is three parts. Setup reads pairs (or SFT examples), loads the
+model, computes the reference log-probs once, records the config (only now that its inputs
+have loaded) and restores the last checkpoint. The loop runs AdamW with linear warm-up/decay,
+gradient accumulation and clipping, logs loss / reward margin / preference accuracy / ACO
+weights and writes checkpoints. Finish saves the final model as a plain HF folder. Rerunning
+the same command after a kill resumes from the last checkpoint with the same data order; a
+resume may change only the fields TrainConfig marks ``may_change`` (``config.check_resume``).
 
 Distribution is accelerate's, never hand-made: the same code runs on one CPU and under
 
@@ -29,22 +31,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from genius import config as config_io
 from genius.errors import UserError
-from genius.io import JsonlAppender, atomic_write_text, dumps, read_jsonl, read_yaml
-from genius.models import load_tokenizer
+from genius.io import JsonlAppender, atomic_write_text, dumps, read_jsonl
 from genius.training import checkpoint as ckpt
 from genius.training import reference as ref
 from genius.training.config import TrainConfig
-from genius.training.data import BatchList, Example, batch_order, collate, forward_logps, read_records, tokenize
-from genius.training.losses import LossOutput, LossParams, LossSpec, PairLogps, get_loss
+from genius.training.data import DataStats, Example, epoch_loader, forward_logps, load_examples
+from genius.training.losses import LossOutput, LossSpec, PairLogps, get_loss
 
-# Settings a resumed run may change: they do not alter what is computed.
-RESUME_MAY_CHANGE = ("save_every", "keep_checkpoints", "log_every", "trackers", "reference_cache_dir", "cpu",
-                     "save_dtype", "process_group_timeout_minutes")
+CONFIG_COPY = "train_config.yaml"
+LOG = "train_log.jsonl"
 
 
 def linear_warmup_decay(step: int, total: int, warmup: int) -> float:
@@ -62,6 +61,14 @@ class StepStats:
     chosen: list[torch.Tensor] = field(default_factory=list)
     rejected: list[torch.Tensor] = field(default_factory=list)
     weights: list[torch.Tensor] = field(default_factory=list)
+
+    def add(self, out: LossOutput) -> None:
+        self.losses.append(out.loss.item())
+        self.chosen.append(out.chosen_rewards)
+        if out.rejected_rewards is not None:
+            self.rejected.append(out.rejected_rewards)
+        if out.aco_weights is not None:
+            self.weights.append(out.aco_weights)
 
     def reduce(self, accelerator: Any) -> dict[str, float]:
         def gathered(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -120,21 +127,134 @@ def _make_accelerator(cfg: TrainConfig, out_dir: Path) -> tuple[Any, int]:
     return accelerator, grad_accum
 
 
-def _check_run_dir(cfg: TrainConfig, out_dir: Path, resume: bool) -> tuple[Path, dict] | None:
+@dataclass
+class _Run:
+    """What setup builds for the loop and the finish: the prepared model and optimizer, the data,
+    the reference log-probs (precomputed) or model (online), the open log."""
+
+    cfg: TrainConfig
+    out_dir: Path
+    loss: LossSpec
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    tokenizer: Any
+    examples: list[Example]
+    data: DataStats
+    total_steps: int
+    precomputed: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
+    """Reference log-probs of chosen and rejected per example (precompute mode)."""
+    online_ref: Any = None
+    """The reference model of online mode (None: the policy with its adapters off)."""
+    log: JsonlAppender | None = None
+    """train_log.jsonl, on the main process only."""
+
+
+@dataclass
+class _Position:
+    """Where the run stands; saved in each checkpoint's trainer_state.json and restored from it."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0
+    """Micro-batches of the current epoch already trained on (by each process)."""
+    pairs_seen: int = 0
+    elapsed: float = 0.0
+    """Seconds trained before this launch (earlier launches of a resumed run)."""
+    started: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return self.elapsed + time.perf_counter() - self.started
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "batches_done": self.batches_done,
+                "pairs_seen": self.pairs_seen, "seconds": self.seconds()}
+
+
+def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True, force: bool = False) -> Path:
+    """Train; return the final HF checkpoint folder (out_dir/final). ``resume``: go on from the
+    last checkpoint in ``out_dir`` (else a used folder is refused); ``force``: even when it was
+    started with other settings."""
+    out_dir = Path(out_dir)
+    cfg.validate()
+    start = _check_run_dir(cfg, out_dir, resume, force)
+    if (out_dir / "final").is_dir():
+        print(f"genius train: {out_dir / 'final'} exists; nothing to do")
+        return out_dir / "final"
+    run, at = _setup(cfg, out_dir, start)
+    history = _train_loop(run, at)
+    return _finish(run, at, history)
+
+
+# ---- setup ------------------------------------------------------------------------------------
+
+def _check_run_dir(cfg: TrainConfig, out_dir: Path, resume: bool, force: bool) -> tuple[Path, dict] | None:
     """The checkpoint to resume from (if any), refusing a changed config or a silent restart."""
     found = ckpt.checkpoints(out_dir)
     if (found or (out_dir / "final").is_dir()) and not resume:
         raise UserError(f"{out_dir}: holds checkpoints of an earlier run; resume it (--resume) or pick a new --out")
-    saved = out_dir / "train_config.yaml"
-    if resume and saved.is_file():
-        changed = config_io.diff(read_yaml(saved) or {}, config_io.to_dict(cfg), ignore=RESUME_MAY_CHANGE)
-        if changed:
-            raise UserError(f"{saved}: the run was started with other settings ({', '.join(changed)}); "
-                            "use the same config to resume, or a new --out")
+    if resume:
+        config_io.check_resume(out_dir / CONFIG_COPY, cfg, force=force)
     if not found:
         return None
     path = found[-1][1]
     return path, ckpt.read_trainer_state(path)
+
+
+def _setup(cfg: TrainConfig, out_dir: Path, start: tuple[Path, dict] | None) -> tuple[_Run, _Position]:
+    """Data, model, optimizer, schedule and reference ready; the config recorded; the last
+    checkpoint (``start``) restored; the log opened."""
+    from accelerate.utils import set_seed
+
+    loss = get_loss(cfg.loss)
+    accelerator, grad_accum = _make_accelerator(cfg, out_dir)
+    set_seed(cfg.seed)
+    tokenizer, examples, data = load_examples(cfg, loss)
+    accelerator.print(f"data: {data.summary()}")
+    model = ckpt.load_policy(cfg, accelerator.device.type)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    batches_per_process = math.ceil(math.ceil(len(examples) / cfg.per_device_batch_size) / accelerator.num_processes)
+    total_steps = cfg.max_steps or math.ceil(batches_per_process / grad_accum) * cfg.epochs
+    warmup = int(cfg.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_warmup_decay(s, total_steps, warmup))
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # Stepped by hand once per optimizer step: a prepared scheduler steps num_processes times.
+    accelerator.register_for_checkpointing(scheduler)
+    run = _Run(cfg, out_dir, loss, accelerator, model, optimizer, scheduler, tokenizer, examples, data, total_steps)
+    if loss.needs_reference and cfg.reference_mode == "precompute":
+        run.precomputed = _reference_logps(cfg, accelerator, model, examples, tokenizer.pad_token_id,
+                                           loss.needs_rejected)
+    elif loss.needs_reference:
+        run.online_ref = _online_reference(cfg, accelerator, model)
+    if accelerator.is_main_process:
+        # Recorded only now that the data, the model and the reference have loaded: a run that
+        # failed on its inputs leaves no copy that would refuse the corrected rerun.
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config_io.save(cfg, out_dir / CONFIG_COPY)
+    at = _restore(run, start)
+    run.log = JsonlAppender(out_dir / LOG) if accelerator.is_main_process else None
+    accelerator.init_trackers("genius-train", config={k: v for k, v in config_io.to_dict(cfg).items()
+                                                      if isinstance(v, (int, float, str, bool))})
+    return run, at
+
+
+def _restore(run: _Run, start: tuple[Path, dict] | None) -> _Position:
+    """The position of the checkpoint ``start`` with its optimizer/scheduler/RNG state loaded
+    (a fresh position without one); log lines written after that checkpoint are dropped."""
+    at = _Position()
+    if start is not None:
+        path, state = start
+        run.accelerator.load_state(str(path / "state"))
+        at = _Position(state["step"], state["epoch"], state["batches_done"], state["pairs_seen"], state["seconds"])
+        run.accelerator.print(f"resuming from {path} (step {at.step}/{run.total_steps})")
+    log_path = run.out_dir / LOG
+    if run.accelerator.is_main_process and log_path.is_file():
+        # Lines logged after the checkpoint will be logged again; drop them.
+        kept = [r for r in read_jsonl(log_path, repair=True) if r.get("step", 0) <= at.step]
+        atomic_write_text(log_path, "".join(dumps(r) + "\n" for r in kept))
+    return at
 
 
 def _reference_logps(cfg: TrainConfig, accelerator: Any, model: Any, examples: list[Example],
@@ -174,163 +294,116 @@ def _separate_reference(spec: str, cfg: TrainConfig, accelerator: Any) -> Any:
     return ref.prepare_reference(accelerator, ckpt.load_frozen(spec, cfg, accelerator.device.type))
 
 
-def _batch_loss(accelerator: Any, model: Any, batch: dict, loss: LossSpec, lp: LossParams,
-                precomputed: tuple[torch.Tensor | None, torch.Tensor | None], online_ref: Any) -> LossOutput:
+def _batch_loss(run: _Run, batch: dict) -> LossOutput:
     """Policy forward on chosen + rejected, reference log-probs looked up (or computed), the loss."""
-    with accelerator.autocast():
-        logps, counts = forward_logps(model, batch)
-    b, two = len(batch["weight"]), loss.needs_rejected
+    with run.accelerator.autocast():
+        logps, counts = forward_logps(run.model, batch)
+    b, two = len(batch["weight"]), run.loss.needs_rejected
     x = PairLogps(policy_chosen=logps[:b], chosen_tokens=counts[:b].float(),
                   policy_rejected=logps[b:] if two else None, rejected_tokens=counts[b:].float() if two else None,
                   adv_chosen=batch["adv_chosen"], adv_rejected=batch["adv_rejected"], weight=batch["weight"])
-    ref_chosen, ref_rejected = precomputed
+    ref_chosen, ref_rejected = run.precomputed
     if ref_chosen is not None:
         index = batch["index"].cpu()
         x.ref_chosen = ref_chosen[index].to(logps.device)
         x.ref_rejected = ref_rejected[index].to(logps.device) if ref_rejected is not None else None
-    elif loss.needs_reference:
-        x.ref_chosen, x.ref_rejected = _online_logps(accelerator, model, online_ref, batch)
-    return loss.fn(x, lp)
+    elif run.loss.needs_reference:
+        x.ref_chosen, x.ref_rejected = _online_logps(run.accelerator, run.model, run.online_ref, batch)
+    return run.loss.fn(x, run.cfg.loss_params())
 
 
-def run_train(cfg: TrainConfig, out_dir: Path, *, resume: bool = True) -> Path:
-    """Train; return the final HF checkpoint folder (out_dir/final)."""
-    out_dir = Path(out_dir)
-    cfg.validate()
-    loss = get_loss(cfg.loss)
-    start = _check_run_dir(cfg, out_dir, resume)
-    if (out_dir / "final").is_dir():
-        print(f"genius train: {out_dir / 'final'} exists; nothing to do")
-        return out_dir / "final"
-    accelerator, grad_accum = _make_accelerator(cfg, out_dir)
-    from accelerate.utils import set_seed
+# ---- the loop ---------------------------------------------------------------------------------
 
-    set_seed(cfg.seed)
-    if accelerator.is_main_process:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        config_io.save(cfg, out_dir / "train_config.yaml")
-
-    # ---- data
-    tokenizer = load_tokenizer(cfg.model, trust_remote_code=cfg.trust_remote_code)
-    records = read_records(cfg.data_files(), cfg.data_format, need_advantages=loss.needs_advantages,
-                           drop_invalid=cfg.drop_invalid)
-    if loss.needs_rejected and records.kind != "pairs":
-        raise UserError(f"loss '{cfg.loss}' needs preference pairs (chosen, rejected); the data holds SFT examples")
-    examples, stats = tokenize(records, tokenizer, max_length=cfg.max_length, length_policy=cfg.length_policy,
-                               with_rejected=loss.needs_rejected)
-    accelerator.print(f"data: {stats.summary()}")
-    if not examples:
-        raise UserError("train: no usable examples left after the length policy and the invalid-record filter")
-    pad_id = tokenizer.pad_token_id
-    lengths = [e.length for e in examples]
-
-    # ---- model, optimizer, schedule
-    model = ckpt.load_policy(cfg, accelerator.device.type)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    batches_per_process = math.ceil(math.ceil(len(examples) / cfg.per_device_batch_size) / accelerator.num_processes)
-    steps_per_epoch = math.ceil(batches_per_process / grad_accum)
-    total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
-    warmup = int(cfg.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_warmup_decay(s, total_steps, warmup))
-    model, optimizer = accelerator.prepare(model, optimizer)
-    # Stepped by hand once per optimizer step: a prepared scheduler steps num_processes times.
-    accelerator.register_for_checkpointing(scheduler)
-
-    ref_chosen = ref_rejected = None
-    online_ref = None
-    if loss.needs_reference and cfg.reference_mode == "precompute":
-        ref_chosen, ref_rejected = _reference_logps(cfg, accelerator, model, examples, pad_id, loss.needs_rejected)
-    elif loss.needs_reference:
-        online_ref = _online_reference(cfg, accelerator, model)
-
-    # ---- resume
-    step, epoch, batches_done, pairs_seen, elapsed = 0, 0, 0, 0, 0.0
-    if start is not None:
-        path, state = start
-        accelerator.load_state(str(path / "state"))
-        step, epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
-        pairs_seen, elapsed = state["pairs_seen"], state["seconds"]
-        accelerator.print(f"resuming from {path} (step {step}/{total_steps})")
-    log_path = out_dir / "train_log.jsonl"
-    if accelerator.is_main_process and log_path.is_file():
-        # Lines logged after the checkpoint will be logged again; drop them.
-        kept = [r for r in read_jsonl(log_path, repair=True) if r.get("step", 0) <= step]
-        atomic_write_text(log_path, "".join(dumps(r) + "\n" for r in kept))
-    log = JsonlAppender(log_path) if accelerator.is_main_process else None
-    accelerator.init_trackers("genius-train", config={k: v for k, v in config_io.to_dict(cfg).items()
-                                                      if isinstance(v, (int, float, str, bool))})
-
-    # ---- train
-    lp = cfg.loss_params()
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {cfg.loss}", disable=not accelerator.is_local_main_process)
-    window: list[dict[str, float]] = []
+def _train_loop(run: _Run, at: _Position) -> list[dict[str, Any]]:
+    """Optimizer steps from ``at`` to total_steps, epoch after epoch, logging every log_every
+    steps and checkpointing every save_every; returns the logged records."""
+    cfg, accelerator = run.cfg, run.accelerator
+    bar = tqdm(total=run.total_steps, initial=at.step, desc=f"train {cfg.loss}",
+               disable=not accelerator.is_local_main_process)
     history: list[dict[str, Any]] = []
-    stats_now, t0 = StepStats(), time.perf_counter() - elapsed
-    model.train()
-    while step < total_steps:
-        order = BatchList(batch_order(lengths, cfg.per_device_batch_size, seed=cfg.seed, epoch=epoch,
-                                      group_by_length=cfg.group_by_length), cfg.per_device_batch_size)
-        loader = DataLoader(range(len(examples)), batch_sampler=order, collate_fn=lambda idx: {
-            **collate([examples[i] for i in idx], pad_id, with_rejected=loss.needs_rejected), "index": torch.tensor(idx)})
-        loader = accelerator.prepare_data_loader(loader)
-        if batches_done:
-            loader = accelerator.skip_first_batches(loader, batches_done)
-        for batch in loader:
-            with accelerator.accumulate(model):
-                out = _batch_loss(accelerator, model, batch, loss, lp, (ref_chosen, ref_rejected), online_ref)
-                accelerator.backward(out.loss)
-                grad_norm = None
-                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
-                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            batches_done += 1
-            stats_now.losses.append(out.loss.item())
-            stats_now.chosen.append(out.chosen_rewards)
-            if out.rejected_rewards is not None:
-                stats_now.rejected.append(out.rejected_rewards)
-            if out.aco_weights is not None:
-                stats_now.weights.append(out.aco_weights)
-            pairs_seen += len(batch["weight"]) * accelerator.num_processes
+    window: list[dict[str, float]] = []
+    stats = StepStats()
+    at.started = time.perf_counter()
+    run.model.train()
+    while at.step < run.total_steps:
+        for batch in _epoch_batches(run, at):
+            out, grad_norm = _micro_step(run, batch)
+            at.batches_done += 1
+            at.pairs_seen += len(batch["weight"]) * accelerator.num_processes
+            stats.add(out)
             if not accelerator.sync_gradients:
                 continue
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            step += 1
-            metrics = stats_now.reduce(accelerator)
-            metrics.update(lr=lr, **({"grad_norm": float(grad_norm)} if grad_norm is not None else {}))
-            stats_now = StepStats()
-            window.append(metrics)
+            lr = run.scheduler.get_last_lr()[0]
+            run.scheduler.step()
+            at.step += 1
+            window.append({**stats.reduce(accelerator), "lr": lr,
+                           **({"grad_norm": float(grad_norm)} if grad_norm is not None else {})})
+            stats = StepStats()
             bar.update(1)
-            if step % cfg.log_every == 0 or step == total_steps:
-                record = {"step": step, **{k: sum(m[k] for m in window) / len(window) for k in window[-1]},
-                          "pairs_seen": pairs_seen, "seconds": round(time.perf_counter() - t0, 3)}
-                record["lr"] = lr
+            if at.step % cfg.log_every == 0 or at.step == run.total_steps:
+                record = _log_window(run, at, window, lr)
                 history.append(record)
                 window = []
-                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-                if log is not None:
-                    log.write(record)
                 bar.set_postfix({k: f"{record[k]:.3g}" for k in ("loss", "reward_margin", "accuracy") if k in record})
-            if cfg.save_every and step % cfg.save_every == 0 and step < total_steps:
-                ckpt.save_checkpoint(accelerator, model, tokenizer, out_dir, step, {
-                    "step": step, "epoch": epoch, "batches_done": batches_done, "pairs_seen": pairs_seen,
-                    "seconds": time.perf_counter() - t0}, cfg.keep_checkpoints, ckpt.save_dtype(cfg))
-            if step >= total_steps:
+            if cfg.save_every and at.step % cfg.save_every == 0 and at.step < run.total_steps:
+                ckpt.save_checkpoint(accelerator, run.model, run.tokenizer, run.out_dir, at.step, at.trainer_state(),
+                                     cfg.keep_checkpoints, ckpt.save_dtype(cfg))
+            if at.step >= run.total_steps:
                 break
-        if step < total_steps:  # the epoch's batches ran out
-            epoch, batches_done = epoch + 1, 0
+        if at.step < run.total_steps:  # the epoch's batches ran out
+            at.epoch, at.batches_done = at.epoch + 1, 0
     bar.close()
-    seconds = time.perf_counter() - t0
-    summary = _summary(cfg, history, stats.summary(), step, pairs_seen, seconds)
-    final = ckpt.save_final(accelerator, model, tokenizer, out_dir, {"summary": summary, "data": vars(stats),
-                                                                      "steps": step, "pairs_seen": pairs_seen},
-                            ckpt.save_dtype(cfg))
-    if log is not None:
-        log.close()
-    accelerator.end_training()
-    accelerator.print(f"genius train: {summary}; final model: {final}")
+    return history
+
+
+def _epoch_batches(run: _Run, at: _Position) -> Any:
+    """This process's micro-batches of epoch ``at.epoch``, the first ``at.batches_done`` skipped."""
+    cfg = run.cfg
+    loader = run.accelerator.prepare_data_loader(epoch_loader(
+        run.examples, run.tokenizer.pad_token_id, with_rejected=run.loss.needs_rejected,
+        batch_size=cfg.per_device_batch_size, seed=cfg.seed, epoch=at.epoch, group_by_length=cfg.group_by_length))
+    return run.accelerator.skip_first_batches(loader, at.batches_done) if at.batches_done else loader
+
+
+def _micro_step(run: _Run, batch: dict) -> tuple[LossOutput, Any]:
+    """Forward and backward of one micro-batch; on the last of an accumulation, clipping and the
+    optimizer step. Returns the loss and the gradient norm (None when not clipped this call)."""
+    accelerator, cfg = run.accelerator, run.cfg
+    with accelerator.accumulate(run.model):
+        out = _batch_loss(run, batch)
+        accelerator.backward(out.loss)
+        grad_norm = None
+        if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+            grad_norm = accelerator.clip_grad_norm_(run.model.parameters(), cfg.max_grad_norm)
+        run.optimizer.step()
+        run.optimizer.zero_grad()
+    return out, grad_norm
+
+
+def _log_window(run: _Run, at: _Position, window: list[dict[str, float]], lr: float) -> dict[str, Any]:
+    """The record of the steps since the last one: metric means, the latest lr; logged to the
+    trackers and train_log.jsonl."""
+    record = {"step": at.step, **{k: sum(m[k] for m in window) / len(window) for k in window[-1]},
+              "pairs_seen": at.pairs_seen, "seconds": round(at.seconds(), 3)}
+    record["lr"] = lr
+    run.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=at.step)
+    if run.log is not None:
+        run.log.write(record)
+    return record
+
+
+# ---- finish -----------------------------------------------------------------------------------
+
+def _finish(run: _Run, at: _Position, history: list[dict[str, Any]]) -> Path:
+    """Save the final model folder with its summary, close the log and the trackers."""
+    summary = _summary(run.cfg, history, run.data.summary(), at.step, at.pairs_seen, at.seconds())
+    final = ckpt.save_final(run.accelerator, run.model, run.tokenizer, run.out_dir,
+                            {"summary": summary, "data": vars(run.data), "steps": at.step, "pairs_seen": at.pairs_seen},
+                            ckpt.save_dtype(run.cfg))
+    if run.log is not None:
+        run.log.close()
+    run.accelerator.end_training()
+    run.accelerator.print(f"genius train: {summary}; final model: {final}")
     return final
 
 

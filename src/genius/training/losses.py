@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -66,16 +67,27 @@ class PairLogps:
     """Per-pair loss weight; None means 1."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class LossParams:
+    """The hyper-parameters of every loss, declared once: ``TrainConfig`` inherits these fields,
+    so they are flat keys of a train config (``beta: 0.2``, ``--set simpo_gamma=1``)."""
+
     beta: float = 0.1
+    """KL strength of the DPO family (aco, dpo, ipo, ropo, dpo_nll)."""
     alpha: float = 1.0
-    aco_clip: str = "paper"
+    """ACO temperature of the advantage gap."""
+    aco_clip: Literal["paper", "max"] = "paper"
+    """paper: w = min(1, exp(-(A_l - A_w)/alpha)); max: the reference code's max(1, exp((A_w - A_l)/alpha))."""
     simpo_beta: float = 2.0
+    """SimPO reward scale."""
     simpo_gamma: float = 0.5
+    """SimPO target margin."""
     ropo_alpha: float = 2.0
+    """ROPO weight of the noise-aware term sigmoid(-beta*h)."""
     ropo_gamma: float = 0.1
+    """ROPO weight of the DPO term."""
     nll_weight: float = 1.0
+    """Weight of the chosen-response NLL in dpo_nll."""
 
 
 @dataclass
@@ -178,6 +190,9 @@ def dpo_nll_loss(x: PairLogps, p: LossParams) -> LossOutput:
     per_pair = -F.logsigmoid(p.beta * (r_w - r_l)) + p.nll_weight * nll
     return LossOutput((_pair_weight(x) * per_pair).mean(), (p.beta * r_w).detach(), (p.beta * r_l).detach())
 
+
+DEFAULT_LOSS = "aco"
+"""The loss of a training that names none (Genius); a baseline's own is its builder's ``loss``."""
 
 # The one place a loss name is turned into code.
 LOSSES: dict[str, LossSpec] = {

@@ -1,8 +1,9 @@
 """What a benchmark task is, and the registry that other code extends.
 
 A ``Task`` knows how to get its items (a reader for its official file format plus an optional
-hub id, or a generator function for built-in problems), its answer type (which decides the
-answer instruction of the prompt and the extractor) and how to check an answer.
+hub id, or a generator function for built-in problems), its answer type (its entry in
+``genius.evaluation.extract.ANSWER_TYPES`` gives the answer instruction of the prompt, the
+extractor and the comparison) and how to check an answer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any, Literal
 
 from genius.errors import UserError
 
-AnswerType = Literal["number", "math", "choice", "yesno", "text"]
+AnswerType = Literal["number", "math", "choice", "yesno", "name", "text"]
+"""The keys of genius.evaluation.extract.ANSWER_TYPES."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,8 @@ class Item:
     gold: str
     """The reference answer: a number, LaTeX, an option label, or Yes/No."""
     labels: tuple[str, ...] = ()
-    """Option labels of a multiple-choice item, in display order ("A".."E" or ARC's "1".."5")."""
+    """Option labels of a multiple-choice item, in display order ("A".."E" or ARC's "1".."5"); for
+    answer type ``name``, the names the answer is one of."""
     meta: Mapping[str, Any] = field(default_factory=dict)
     """Anything else worth keeping in samples.jsonl (subject, level, domain...)."""
 
@@ -71,20 +74,11 @@ class Task:
         return self.folder or self.name
 
     def extract(self, response: str, item: Item) -> str | None:
-        from genius.evaluation import extract as ex
+        from genius.evaluation.extract import answer_spec
 
         if self.extract_fn is not None:
             return self.extract_fn(response, item)
-        if self.answer_type == "number":
-            return ex.extract_number(response)
-        if self.answer_type == "math":
-            return ex.extract_math(response)
-        if self.answer_type == "choice":
-            return ex.extract_choice(response, item.labels)
-        if self.answer_type == "yesno":
-            return ex.extract_yes_no(response)
-        rest = ex.after_answer_is(response)
-        return rest.split("\n", 1)[0].strip().rstrip(".") if rest else None
+        return answer_spec(self.answer_type).extract(response, item.labels)
 
     def check(self, extracted: str | None, item: Item) -> bool:
         if self.check_fn is not None:
@@ -93,15 +87,11 @@ class Task:
 
     def same(self, a: str | None, b: str | None) -> bool:
         """Whether two answers are the same (correctness, and grouping votes for maj@n)."""
-        from genius.evaluation import extract as ex
+        from genius.evaluation.extract import answer_spec
 
         if a is None or b is None:
             return False
-        if self.answer_type == "number":
-            return ex.numbers_equal(a, b)
-        if self.answer_type == "math":
-            return ex.math_equal(a, b)
-        return a.strip().lower() == b.strip().lower()
+        return answer_spec(self.answer_type).same(a, b)
 
     def load(self, source: Path | None, *, limit: int | None = None, seed: int = 0) -> list[Item]:
         """Items from ``source`` (a file or the task's folder), from the hub when ``source`` is
