@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         if line is None:
             traceback.print_exc()
             print(f"{name}: internal error ({type(e).__name__}): this is a bug in genius, not in your input; please "
-                  "report it on the genius issue tracker with the command line and the traceback above", file=sys.stderr)
+                  "report it on the genius issue tracker with the command line and the traceback above",
+                  file=sys.stderr)
             return 1
         print(f"{name}: error: {line}", file=sys.stderr)
         return 2
@@ -99,11 +100,13 @@ def user_error_line(e: BaseException) -> str | None:
         line = f"{what}; what was written before is kept"
     elif isinstance(e, yaml.YAMLError):
         mark = getattr(e, "problem_mark", None)
-        at = ""
-        if mark is not None:
-            source = "" if str(mark.name).startswith("<") else f"{mark.name}:"
-            at = f"{source}{mark.line + 1}:{mark.column + 1}: "
-        line = f"{at}not valid YAML ({getattr(e, 'problem', None) or e})"
+        problem = getattr(e, "problem", None) or e
+        if mark is None:
+            line = f"not valid YAML ({problem})"
+        elif str(mark.name).startswith("<"):  # parsed from a string, not a file
+            line = f"not valid YAML at line {mark.line + 1}, column {mark.column + 1} ({problem})"
+        else:
+            line = f"{mark.name}:{mark.line + 1}: not valid YAML at column {mark.column + 1} ({problem})"
     elif isinstance(e, json.JSONDecodeError):
         line = f"an input is not valid JSON ({e.msg} at character {e.pos} of the part read); is the file damaged?"
     else:

@@ -264,4 +264,3 @@ def read_yaml(path: str | Path) -> Any:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise UserError(f"{where(path, line)} not valid YAML ({getattr(e, 'problem', e)})") from None
-

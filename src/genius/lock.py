@@ -17,9 +17,11 @@ its file stays, and what it says is only read while a live process holds that fi
 taken under a short exclusive guard (``OUT/.genius.lock.guard``, held for milliseconds), so a
 refused writer's look at who holds the shard files races with no one taking them.
 
-Under one launch (torchrun) every rank holds its shard (rank, world): rank 0 merges with the
-shared lock it holds while the others wait on files. A hold nested in one of the same process on
-the same folder (the merge run by the last shard writer) passes through.
+Under one launch (torchrun) every rank holds its shard (rank, world), ``Ranks.lock_shard``: rank 0
+merges with the shared lock it holds while the others wait on files. A hold nested in one of the
+same process on the same folder (the merge run by the last shard writer) passes through; a hold
+taken in a forked child is a writer of its own. Across nodes the lock is as good as the shared
+filesystem's ``flock`` (Linux NFS emulates it with byte-range locks; Lustre needs ``-o flock``).
 """
 
 from __future__ import annotations

@@ -193,8 +193,8 @@ def check_model_folder(folder: Path) -> None:
     if not weights:
         pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
         if pickles:
-            raise UserError(f"{folder}: the weights are pickle files only ({', '.join(pickles[:3])}), which genius does "
-                            "not load (loading a pickle can run code); save the model with safetensors "
+            raise UserError(f"{folder}: the weights are pickle files only ({', '.join(pickles[:3])}), which genius "
+                            "does not load (loading a pickle can run code); save the model with safetensors "
                             "(model.save_pretrained(folder, safe_serialization=True)) and pass that folder")
         raise UserError(f"{folder}: no weights (*.safetensors) in the model folder")
     index = folder / "model.safetensors.index.json"

@@ -231,10 +231,9 @@ def train_config(cfg: PipelineConfig, *, policy: str, reference: str | None, dat
     from genius.training import TrainConfig
 
     owned: dict[str, Any] = {"model": policy, "reference_model": reference, "data": str(data), "seed": cfg.seed}
-    builder = _baseline(cfg)
-    user = dict(cfg.train)
-    if builder is not None:
-        user.setdefault("loss", builder.loss)  # each baseline's data is made for one loss
+    from genius.baselines import default_loss
+
+    user = {"loss": default_loss(cfg.method), **cfg.train}
     if cfg.eval.get("eval_every"):
         # Intermediate models for the scaling curve: a checkpoint every S steps, all kept.
         owned.update(save_every=cfg.eval["eval_every"], keep_checkpoints=0)

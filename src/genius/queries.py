@@ -49,12 +49,6 @@ class Query:
     def text(self) -> str:
         return self.messages[-1]["content"]
 
-    @property
-    def query_id(self) -> str:
-        """``id`` under the name baselines/sft.py and baselines/iterate.py still use (they are to
-        read ``id``; this alias goes with that change)."""
-        return self.id
-
 
 @dataclass
 class QuerySet:

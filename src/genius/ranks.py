@@ -165,11 +165,17 @@ def finish_share(folder: Path, name: str, shard: Shard | None, merge: Callable[[
             return False
         wait_for(lambda: all(m.exists() for m in markers), f"the other {shard[1] - 1} shards of {folder / name}", log)
         merge()
-    else:
-        with file_lock(folder / f".{name}.lock"):
-            if not all(m.exists() for m in markers):
-                return False
-            merge()
-    for m in markers:
-        m.unlink(missing_ok=True)
+        _unlink(markers)
+        return True
+    with file_lock(folder / f".{name}.lock"):
+        if not all(m.exists() for m in markers):
+            return False
+        merge()
+        # Under the lock: a shard that takes it next must not find every marker again and merge twice.
+        _unlink(markers)
     return True
+
+
+def _unlink(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

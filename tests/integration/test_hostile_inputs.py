@@ -7,6 +7,9 @@ mounting a small tmpfs needs root): every write under the target raises what the
 EROFS when the file is opened, ENOSPC when bytes are written. Lines that a command prints on stderr
 before it fails (the engine it chose) are allowed; the error is the one line that starts with
 ``genius CMD:``, the last.
+
+Below them: the other tracebacks issue 17 lists (model folders, devices, --set, list YAML), and a
+second writer of a folder that another process holds (genius.lock), through each command.
 """
 
 from __future__ import annotations
@@ -190,8 +193,8 @@ def make_run_for_report(run: Path) -> Path:
 
 
 class Case:
-    """One command's argv on a tmp folder; ``bad_input``/``as_folder`` spoil its main input and
-    name it; ``out`` is the folder it writes."""
+    """One command's argv in a tmp folder: ``out`` is the folder it writes, ``spoil_target`` the
+    input the not-UTF-8 case spoils, ``folder_target`` the file the folder case turns into a folder."""
 
     def __init__(self, argv: list[str], out: Path, spoil_target: Path, folder_target: Path):
         self.argv, self.out, self.spoil_target, self.folder_target = argv, out, spoil_target, folder_target

@@ -21,8 +21,9 @@ def test_an_over_long_query_is_skipped_and_counted(tmp_path: Path, tiny_model_di
     queries.write_text("".join(json.dumps({"id": f"q{i}", "instruction": t}) + "\n" for i, t in enumerate(texts)))
     argv = ["sample", str(queries), "--out", str(tmp_path / "run"), "--model", str(tiny_model_dir), *SMALL]
     assert main(argv) == 0
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "genius sample: warning: 1 queries skipped" in err and "(q1;" in err
+    assert "1 too long for the context" in out
     trees = [json.loads(line) for line in (tmp_path / "run" / "trees.jsonl").read_text().splitlines()]
     assert [t["query_id"] for t in trees] == ["q0", "q2"] and all(t["steps"] for t in trees)
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())

@@ -56,7 +56,8 @@ def test_bad_yaml_names_the_line_and_column(monkeypatch, capsys) -> None:
     except yaml.YAMLError as e:
         error = e
     code, err = run_raising(monkeypatch, capsys, error)
-    assert code == 2 and len(err) == 1 and err[0].startswith("genius report: error: 3:1: not valid YAML (")
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("genius report: error: not valid YAML at line 3, column 1 (")
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom"), os_error(errno.ECONNRESET), KeyError("x")])
@@ -74,7 +75,8 @@ def test_ctrl_c_keeps_its_own_line(monkeypatch, capsys) -> None:
 
 
 @pytest.mark.parametrize(("argv", "start", "end"), [
-    (["eval", "--limit", "a"], "genius eval: error: argument --limit: invalid int value: 'a'", "(see genius eval --help)"),
+    (["eval", "--limit", "a"], "genius eval: error: argument --limit: invalid int value: 'a'",
+     "(see genius eval --help)"),
     (["models", "resolve"], "genius models resolve: error: the following arguments are required: spec",
      "(see genius models resolve --help)"),
     (["sample", "q.jsonl", "--out", "o", "--score", "best"], "genius sample: error: argument --score: invalid choice: "

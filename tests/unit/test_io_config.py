@@ -127,7 +127,7 @@ def test_a_config_file_that_is_not_a_mapping_is_one_line(tmp_path: Path) -> None
     path = tmp_path / "list.yaml"
     path.write_text("- beta: 0.1\n- lr: 1\n")
     for call in (lambda: config.load(Outer, path), lambda: config.check_resume(path, Resumable())):
-        with pytest.raises(UserError, match=r"list.yaml: expected a mapping of config keys at the top level, got a list"):
+        with pytest.raises(UserError, match=r"list.yaml: expected a mapping of config keys at the top level, got a l"):
             call()
     (tmp_path / "empty.yaml").write_text("")
     assert config.load(Outer, tmp_path / "empty.yaml") == Outer()

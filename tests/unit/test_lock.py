@@ -162,3 +162,11 @@ def test_a_file_where_the_folder_should_be(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="is a file, expected an output folder"):
         with hold_folder(tmp_path / "out"):
             pass
+
+
+def test_the_ranks_of_a_launch_hold_their_own_shard() -> None:
+    from genius.ranks import Ranks
+
+    launch = {"RANK": "5", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4"}
+    assert Ranks.from_env(launch).lock_shard == (5, 8)
+    assert Ranks.from_env({}).lock_shard is None

@@ -162,3 +162,20 @@ def test_unknown_loss_lists_the_known_ones():
         get_loss("kto")
     for name in ("aco", "dpo", "ipo", "simpo", "ropo", "sft", "dpo_nll"):
         assert name in str(e.value)
+
+
+def test_train_config_holds_the_loss_params_once_as_flat_keys() -> None:
+    """TrainConfig inherits LossParams' fields: one declaration, flat YAML keys, and loss_params()
+    hands the loss exactly what the config says."""
+    import dataclasses
+
+    from genius.config import from_dict, to_dict
+    from genius.training import TrainConfig
+
+    cfg = from_dict(TrainConfig, {"beta": 0.2, "simpo_gamma": 1.0, "aco_clip": "max", "nll_weight": 0.5})
+    assert cfg.loss_params() == LossParams(beta=0.2, simpo_gamma=1.0, aco_clip="max", nll_weight=0.5)
+    saved = to_dict(cfg)
+    assert all(saved[f.name] == getattr(cfg, f.name) for f in dataclasses.fields(LossParams))
+    assert TrainConfig().loss_params() == LossParams()
+    with pytest.raises(UserError, match="key 'aco_clip': expected one of 'paper', 'max'"):
+        from_dict(TrainConfig, {"aco_clip": "min"})

@@ -167,9 +167,9 @@ def test_baseline_builders_count_responses_while_a_batch_runs(tiny_engine, tmp_p
     def process(batch, engine, cfg, seed):
         outs = common.sample(engine, cfg, [q.messages for q in batch], n=3, seed=seed)
         seen_during_call.append(len(postfixes))
-        return [common.QueryResult(q.query_id, [], {"n": len(o)}) for q, o in zip(batch, outs)]
+        return [common.QueryResult(q.id, [], {"n": len(o)}) for q, o in zip(batch, outs)]
 
-    queries = [common.BaselineQuery(f"b{i}", [{"role": "user", "content": f"Say {i}."}]) for i in range(2)]
+    queries = [Query(id=f"b{i}", messages=[{"role": "user", "content": f"Say {i}."}], index=i) for i in range(2)]
     common.run_builder("probe", "pairs", process, BaselineConfig(k=3, max_new_tokens=4, batch_size=2), queries,
                        tiny_engine, tmp_path)
     assert seen_during_call == [len(postfixes)] and postfixes[-1].startswith("6 responses")

@@ -171,3 +171,18 @@ def test_a_finish_field_that_is_not_a_finish_is_refused() -> None:
 
     with pytest.raises(UserError, match="rejected_finish.*expected one of eos, stop, length"):
         check_pair({"prompt": "q", "chosen": "a", "rejected": "b", "rejected_finish": "cut"}, "p.jsonl", 3)
+
+
+def test_a_resumed_training_may_change_only_how_it_runs_and_logs(tmp_path: Path) -> None:
+    import dataclasses
+
+    from genius.config import check_resume, fixed_keys, save
+
+    movable = {f.name for f in dataclasses.fields(TrainConfig)} - set(fixed_keys(TrainConfig))
+    assert movable == {"save_every", "keep_checkpoints", "log_every", "trackers", "reference_cache_dir", "cpu",
+                       "save_dtype", "process_group_timeout_minutes"}
+    saved = tmp_path / "train_config.yaml"
+    save(from_dict(TrainConfig, {"data": "p.jsonl", "lr": 1e-6}), saved)
+    check_resume(saved, from_dict(TrainConfig, {"data": "p.jsonl", "lr": 1e-6, "log_every": 5, "cpu": True}))
+    with pytest.raises(UserError, match=r"other settings \(beta: 0.1 -> 0.2\)"):
+        check_resume(saved, from_dict(TrainConfig, {"data": "p.jsonl", "lr": 1e-6, "beta": 0.2}))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genius.baselines import coh, scpo, self_rewarding, sft, spin, star
-from genius.baselines.common import (BaselineQuery, Process, as_queries, corpus_responses, load_baseline_queries,
+from genius.baselines.common import (Process, as_queries, corpus_responses, load_baseline_queries,
                                      run_builder)
 from genius.baselines.config import BaselineConfig
 from genius.engines.base import Engine
@@ -36,7 +36,7 @@ from genius.queries import Query
 from genius.ranks import Shard
 from genius.training.losses import DEFAULT_LOSS
 
-__all__ = ["BUILDERS", "BaselineConfig", "BaselineQuery", "Builder", "Query", "as_queries", "build", "default_loss",
+__all__ = ["BUILDERS", "BaselineConfig", "Builder", "Query", "as_queries", "build", "default_loss",
            "get_builder", "pipeline_method"]
 
 

@@ -42,9 +42,6 @@ class QueryResult:
 
 Process = Callable[[list[Query], Engine | None, BaselineConfig, int], list[QueryResult]]
 
-# The name the baseline builders' queries had; goes once baselines/sft.py and iterate.py import Query.
-BaselineQuery = Query
-
 
 def as_query(item: Any, index: int, system_prompt: str | None = None, source: str = "queries") -> Query:
     """A query record (a dict) or a Query -> the Query at position ``index``, the system prompt

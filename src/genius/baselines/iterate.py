@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from genius.baselines import BaselineConfig, BaselineQuery, Builder, build, get_builder
+from genius.baselines import BaselineConfig, Builder, build, get_builder
 from genius.engines import close_engine
 from genius.engines.base import Engine
 from genius.errors import UserError
 from genius.io import read_json, read_jsonl, write_json
+from genius.queries import Query
 
 DONE = "iteration.json"
 
@@ -51,7 +52,7 @@ def iteration_models(builder: Builder, base: str, current: str) -> tuple[str, st
     return start, reference
 
 
-def run_iterations(method: str, cfg: BaselineConfig, queries: Sequence[BaselineQuery], *, base_model: str,
+def run_iterations(method: str, cfg: BaselineConfig, queries: Sequence[Query], *, base_model: str,
                    iterations: int, out_dir: Path, make_engine: Callable[[str], Engine],
                    train: Callable[[TrainRequest], str]) -> str:
     """Alternate build -> train ``iterations`` times; return the last trained model."""

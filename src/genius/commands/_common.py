@@ -27,6 +27,7 @@ _FLAGS = "_config_flags"  # parser default: flag dest -> "module.Class" of the c
 
 
 def class_name(cls: type) -> str:
+    """How a parser names the config class of its flags: "module.Class"."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -89,14 +90,16 @@ def _flag_kind(tp: Any, where: str) -> dict[str, Any]:
 
 
 def _default_shown(f: dataclasses.Field) -> str | None:
+    """A field's default as the help shows it (None: the field has none)."""
     if f.default is not dataclasses.MISSING:
         value = f.default
     elif f.default_factory is not dataclasses.MISSING:
         value = f.default_factory()
     else:
         return None
-    return repr(value) if isinstance(value, str) and (not value or value != value.strip() or "\n" in value) \
-        else str(value)
+    if isinstance(value, str) and (not value or value != value.strip() or "\n" in value):
+        return repr(value)  # '\n', '' and trailing blanks would not show as themselves
+    return str(value)
 
 
 def add_set_argument(p: argparse.ArgumentParser, example: str) -> None:

@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
                        together=together, progress=not args.no_progress)
     skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
     print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "
-          f"{stats['queries_resumed']} resumed{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "
+          f"{stats['queries_resumed']} resumed, {stats['queries_too_long']} too long for the context"
+          f"{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "
           f"{stats['generated_tokens']} tokens in {stats['seconds']:.1f}s ({stats['tokens_per_s']:.0f} tok/s, "
           f"{stats['queries_per_min']:.1f} queries/min)")
     if args.answers and stats["merged_here"]:

@@ -60,10 +60,9 @@ def method_of(run: Path) -> str:
     """The run's method and loss, with the sampling score and selection when set."""
     cfg = RunLayout(run).read_config()
     method = str(cfg.get("method", "genius"))
-    from genius.baselines import BUILDERS  # a baseline trains with its own loss unless told otherwise
+    from genius.baselines import default_loss
 
-    default = BUILDERS[method].loss if method in BUILDERS else "aco"
-    loss = (cfg.get("train") or {}).get("loss", default)
+    loss = (cfg.get("train") or {}).get("loss", default_loss(method))
     extras = [f"{k}={v}" for k, v in (cfg.get("sample") or {}).items() if k in ("score", "selection")]
     return ", ".join([method, str(loss)] + extras)
 

@@ -152,7 +152,9 @@ def diagnose(trees: Iterable[dict], pairs: Iterable[dict], task: Any, key: dict[
 
 
 def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
+    from genius.evaluation.report import pct
+
+    return "-" if x is None else pct(x) + "%"
 
 
 def headline(d: dict[str, Any]) -> str:
@@ -169,7 +171,7 @@ def headline(d: dict[str, Any]) -> str:
 
 def plot_f(d: dict[str, Any], path: Path) -> bool:
     """Histogram of f for candidates whose response is correct vs wrong."""
-    from genius.report import _pyplot
+    from genius.report.plots import _pyplot
 
     right, wrong = d["f_by_correctness"]["correct"], d["f_by_correctness"]["wrong"]
     if not right and not wrong:

@@ -2,7 +2,8 @@
 
 Layout of a run folder::
 
-    out_dir/train_config.yaml   the config (a resume refuses a changed one)
+    out_dir/train_config.yaml   the config, written once data and model have loaded (a resume
+                                refuses one that differs in a field not marked may_change)
     out_dir/train_log.jsonl     one line per logged step
     out_dir/checkpoint-<step>/  model/ (plain HF folder, LoRA merged), state/ (accelerate:
                                 optimizer, scheduler, RNG; under FSDP with SHARDED_STATE_DICT
