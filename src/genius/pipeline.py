@@ -11,7 +11,8 @@ run_dir/config.yaml and run_dir/report.md (one table of all runs) sit above them
 Every stage writes ``DONE.json`` into its folder when it has finished; a rerun skips stages
 that have one and resumes the others (each stage resumes on its own: sampling appends, training
 continues from its last checkpoint, evaluation skips done items). Round r samples with the model
-trained in round r-1; its reference model is the starting model or the previous round's model.
+trained in round r-1; which model it trains from and against which reference is one rule,
+``genius.run_config.round_models`` (``genius baseline --train`` runs through here too).
 
 Under torchrun / accelerate launch (genius.ranks) the same command runs on every process: the
 generation stages (sampling, evaluation) split their items over the processes (``parallel:
@@ -22,117 +23,25 @@ DONE.json. The files are those of a one-process run.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from genius import config as cfgmod
-from genius.config import may_change, path_field
-from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
 from genius.io import atomic_write_text, dumps, read_json, write_json
 from genius.layout import DONE, RoundLayout, RunLayout
+from genius.methods import MethodContext, _baseline, methods
 from genius.ranks import ParallelMode, Ranks, wait_for
+from genius.run_config import (PipelineConfig, QueriesConfig, comparison_runs, eval_config, evaluates, load_config,
+                               round_models, sample_config, train_config)
 
-
-@dataclass
-class QueriesConfig:
-    source: str = "synthetic"
-    """'synthetic' (built-in problems, see genius.synthetic), a local JSONL/JSON/CSV file, or a
-    hub dataset id (online only)."""
-    count: int = 64
-    """How many queries every round trains on."""
-    kinds: list[str] = field(default_factory=lambda: ["arith1", "arith2", "arith3", "order"])
-    """Synthetic problem kinds, in turn (source 'synthetic' only)."""
-    field: str | None = None
-    """Which field holds the query text when a file has several candidates (file/hub sources)."""
-    instruction: str | None = None
-    """Appended to every query after a blank line, e.g. the answer format ('End your response with
-    "The answer is: X"...'): measured on the embedded model, its synthetic-problem pairs carry
-    signal with it and none without (README, "Does the self-reward carry signal?")."""
-    task: str | None = None
-    """Read ``source`` (a file or folder in this evaluation task's format, e.g. a GSM8K train.jsonl)
-    as the queries: the model sees the questions only, their gold answers go to
-    queries/answers.jsonl for the signal diagnostics (genius.sampling.signal), which sampling and
-    training never read. The synthetic source keeps its answers there too."""
-
-
-@dataclass
-class PipelineConfig:
-    model: str = "smollm2-135m"
-    """The starting model: embedded name, local HF folder or hub id."""
-    run_dir: str = path_field("runs/demo")
-    """Where every file of the run goes; rerunning with the same run_dir resumes."""
-    seed: int = 0
-    """Seeds query drawing, sampling (seed + round) and training."""
-    rounds: int = 1
-    """Self-training rounds: round r samples with the model trained in round r-1."""
-    reference: Literal["initial", "previous"] = "initial"
-    """Reference model of each round's training: the starting model, or the model the round starts from."""
-    method: str = "genius"
-    """Who builds the training data from the queries (see METHODS)."""
-    dtype: str = "auto"
-    """Weights dtype for sampling and evaluation (auto = fp32 on CPUs without fast bf16)."""
-    device: str = "auto"
-    """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
-    engine: EngineName = may_change("auto")
-    """Generation backend of sampling and evaluation: hf (transformers), vllm, or auto (vllm where it is installed and a
-    GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
-    engine_options: EngineOptions = may_change(default_factory=EngineOptions)
-    """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
-    (genius.engines.options)."""
-    parallel: ParallelMode = may_change("rank")
-    """Under torchrun / accelerate launch, how sampling and evaluation use the processes: rank =
-    every process generates its share of the items on its own GPU; node = the first process of
-    each node generates the node's share with an engine over all its GPUs (set
-    engine_options.tensor_parallel_size), the others wait. Training always uses every process."""
-    data_from: str | None = path_field(None)
-    """Another run_dir whose round-1 training data this run trains on instead of sampling its own
-    (paper Table 4: every loss on the same pairs). Needs rounds: 1."""
-    base_eval_from: str | None = path_field(None)
-    """Another run_dir whose finished base evaluation this run copies instead of evaluating the
-    same model again (it must have the same model and eval settings; checked)."""
-    compare: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Run several methods side by side on the same queries (paper Table 1): run name -> dotted
-    overrides of this config for that run, e.g. ``{genius: {}, star: {baseline.k: 8}}``. Each runs
-    in run_dir/NAME (method: NAME unless the overrides set it), all but the first copy the first
-    one's base evaluation, and run_dir/report.md puts them in one table."""
-    queries: QueriesConfig = field(default_factory=QueriesConfig)
-    """Where the unlabeled queries come from."""
-    sample: dict[str, Any] = field(default_factory=dict)
-    """SampleConfig fields (genius.sampling); model, queries and output are set by the pipeline."""
-    train: dict[str, Any] = field(default_factory=dict)
-    """TrainConfig fields (genius.training); model, reference, data and output are set by the pipeline."""
-    baseline: dict[str, Any] = field(default_factory=dict)
-    """BaselineConfig fields (genius.baselines) when ``method`` is a baseline (seed is set by the pipeline)."""
-    eval: dict[str, Any] = field(default_factory=dict)
-    """EvalConfig fields (genius.evaluation), plus ``eval_every: S`` to also evaluate every S
-    training steps (the post-training scaling curve); model and output are set by the pipeline."""
-
-    def validate(self) -> None:
-        if self.rounds < 1:
-            raise UserError(f"key 'rounds': expected an integer >= 1, got {self.rounds}")
-        if self.queries.task is not None and self.queries.source == "synthetic":
-            raise UserError("key 'queries.task': the synthetic source has its own answers; set queries.source to "
-                            f"a file or folder in the format of task {self.queries.task}")
-        if self.queries.count < 1:
-            raise UserError(f"key 'queries.count': expected an integer >= 1, got {self.queries.count}")
-        if self.method not in methods():
-            raise UserError(f"key 'method': unknown method '{self.method}'; expected one of {', '.join(methods())}")
-        if self.data_from is not None and self.rounds != 1:
-            raise UserError(f"key 'data_from': reusing another run's data needs rounds: 1, got rounds: {self.rounds}")
-        for name, overrides in self.compare.items():
-            if not isinstance(overrides, dict):
-                raise UserError(f"key 'compare.{name}': expected a mapping of dotted overrides (or {{}}), "
-                                f"got {overrides!r}")
-        every = self.eval.get("eval_every")
-        if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
-            raise UserError(f"key 'eval.eval_every': expected an integer >= 1 or null, got {every!r}")
+__all__ = ["PipelineConfig", "QueriesConfig", "Stage", "comparison_runs", "eval_config", "is_done", "load_config",
+           "make_queries", "plan", "run_comparison", "run_pipeline", "run_stage", "sample_config", "train_config"]
 
 
 @dataclass
@@ -181,132 +90,6 @@ def run_stage(stage: Stage, log: Callable[[str], None] = print, ranks: Ranks = R
                         "finished_at": time.time(), "result": result})
     log(f"[{stage.name}] finished in {seconds:.0f}s")
     return result
-
-
-def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """The pipeline config (the packaged demo preset when ``path`` is None), overrides applied
-    with dotted keys (``queries.count``), every stage config validated before any work."""
-    if path is None:
-        path = demo_config_path()
-    data = cfgmod.read_mapping(path)
-    cfg = cfgmod.from_dict(PipelineConfig, _apply_overrides(data, overrides or {}, "override"), source=str(path))
-    if cfg.compare:
-        comparison_runs(cfg, source=str(path))  # validates every run's stages
-    else:
-        validate_stages(cfg, source=str(path))
-    return cfg
-
-
-def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any], what: str) -> dict[str, Any]:
-    """``data`` with ``overrides`` laid over it: keys dotted (``queries.count``, as in ``compare:``
-    entries) or nested (``{'queries': {'count': 8}}``, as ``--set`` gives them); sections merge
-    key by key (genius.config.nest and merge_sets, the one way for every command)."""
-    return cfgmod.merge_sets(data, cfgmod.nest(overrides, what))
-
-
-def demo_config_path() -> Path:
-    return Path(__file__).parent / "configs" / "demo.yaml"
-
-
-# --- stage configs ---------------------------------------------------------------------------
-
-def _stage_config(cls: type, user: dict[str, Any], owned: dict[str, Any], section: str, source: str) -> Any:
-    """Build a stage's dataclass from the user's section plus the fields the pipeline sets."""
-    for key in user:
-        if key in owned:
-            raise UserError(f"{source}: key '{section}.{key}' is set by the pipeline; remove it")
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cfgmod.from_dict(cls, {**user, **{k: v for k, v in owned.items() if k in names}},
-                            source=source, prefix=f"{section}.")
-
-
-def sample_config(cfg: PipelineConfig, round_: int, source: str = "config") -> Any:
-    from genius.sampling import SampleConfig
-
-    return _stage_config(SampleConfig, cfg.sample, {"seed": cfg.seed + round_, **_engine_fields(cfg)}, "sample", source)
-
-
-def train_config(cfg: PipelineConfig, *, policy: str, reference: str | None, data: Path,
-                 source: str = "config") -> Any:
-    from genius.training import TrainConfig
-
-    owned: dict[str, Any] = {"model": policy, "reference_model": reference, "data": str(data), "seed": cfg.seed}
-    from genius.baselines import default_loss
-
-    user = {"loss": default_loss(cfg.method), **cfg.train}
-    if cfg.eval.get("eval_every"):
-        # Intermediate models for the scaling curve: a checkpoint every S steps, all kept.
-        owned.update(save_every=cfg.eval["eval_every"], keep_checkpoints=0)
-    return _stage_config(TrainConfig, user, owned, "train", source)
-
-
-def eval_config(cfg: PipelineConfig, model: str, source: str = "config") -> Any:
-    from genius.evaluation.evaluate import EvalConfig
-
-    user = {k: v for k, v in cfg.eval.items() if k != "eval_every"}
-    owned = {"model": model, "dtype": cfg.dtype, "device": cfg.device, **_engine_fields(cfg)}
-    return _stage_config(EvalConfig, user, owned, "eval", source)
-
-
-def _engine_fields(cfg: PipelineConfig) -> dict[str, Any]:
-    """The run's engine settings, which its sampling and evaluation (and their records) share."""
-    return {"engine": cfg.engine, "engine_options": cfg.engine_options}
-
-
-def validate_stages(cfg: PipelineConfig, source: str = "config") -> None:
-    """Build every stage config once so that a bad key fails before any work."""
-    sample_config(cfg, 1, source)
-    train_config(cfg, policy=cfg.model, reference=None, data=Path(cfg.run_dir) / "data.jsonl", source=source)
-    eval_config(cfg, cfg.model, source)
-    from genius.baselines import BaselineConfig
-
-    _stage_config(BaselineConfig, cfg.baseline, {"seed": cfg.seed + 1, **_engine_fields(cfg)}, "baseline", source)
-
-
-# --- methods: who turns queries into training data -------------------------------------------
-
-@dataclass
-class MethodContext:
-    """What a method gets to build one round's training data."""
-
-    cfg: PipelineConfig
-    round: int
-    out_dir: Path
-    """The round's data folder (roundR/sample); resumable: a rerun continues what is there."""
-    queries: Path
-    """The unlabeled queries (JSONL with ``id`` and ``instruction``)."""
-    engine: Any
-    """The round's policy as an Engine."""
-    shard: tuple[int, int] | None = None
-    """This process's share of the queries under a launcher (genius.ranks); None: all of them.
-    The shards are the processes of one launch: shard 0 merges them."""
-
-
-def _genius(ctx: MethodContext) -> Path:
-    from genius.queries import load_queries
-    from genius.sampling import run_sample
-
-    run_sample(sample_config(ctx.cfg, ctx.round), load_queries(ctx.queries), ctx.out_dir, ctx.engine,
-               shard=ctx.shard, together=True)
-    return ctx.out_dir / "pairs.jsonl"
-
-
-METHODS: dict[str, Callable[[MethodContext], Path]] = {"genius": _genius}
-"""method name -> builder of one round's training data (pairs.jsonl or sft.jsonl), returning the
-file. The paper's baselines (genius.baselines) join in ``methods()``; others can be added here."""
-
-
-def methods() -> dict[str, Callable[[MethodContext], Path]]:
-    from genius.baselines import BUILDERS, pipeline_method
-
-    return {**METHODS, **{name: pipeline_method(name) for name in BUILDERS if name not in METHODS}}
-
-
-def _baseline(cfg: PipelineConfig) -> Any:
-    """The baseline builder of ``cfg.method``, or None for Genius and other non-baseline methods."""
-    from genius.baselines import BUILDERS
-
-    return None if cfg.method in METHODS else BUILDERS.get(cfg.method)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -388,9 +171,11 @@ def _with_instruction(text: str, cfg: PipelineConfig) -> str:
     return f"{text}\n\n{cfg.queries.instruction}" if cfg.queries.instruction else text
 
 
-def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, Any]]) -> list[Stage]:
+def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, Any]],
+         force: bool = False) -> list[Stage]:
     """Every stage of the run, in order. Later stages read what earlier ones recorded in
-    ``results`` (stage name -> what its run returned, or its DONE.json when it was skipped)."""
+    ``results`` (stage name -> what its run returned, or its DONE.json when it was skipped).
+    ``force`` goes down to every stage (each checks its own folder's config copy)."""
     layout = RunLayout(cfg.run_dir)
     queries = layout.queries
     shard = engines.ranks.shard(cfg.parallel)
@@ -399,27 +184,30 @@ def plan(cfg: PipelineConfig, engines: _Engines, results: dict[str, dict[str, An
         from genius.evaluation.evaluate import run_eval
 
         return lambda: {"metrics": run_eval(eval_config(cfg, model), out, engine=engines.get(model), shard=shard,
-                                            together=True)}
+                                            together=True, force=force)}
 
     base_dir = layout.base_eval
     base_eval = (Stage("eval-base", base_dir, evaluate(cfg.model, base_dir), runs_on="generators")
                  if cfg.base_eval_from is None
                  else Stage("eval-base", base_dir, lambda: _reuse_base_eval(cfg, Path(cfg.base_eval_from), base_dir)))
-    stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries)), base_eval]
+    stages = [Stage("queries", queries.parent, lambda: make_queries(cfg, queries))]
+    if evaluates(cfg):
+        stages.append(base_eval)
     for r in range(1, cfg.rounds + 1):
-        stages += _round_stages(cfg, r, layout.round(r), queries, engines, results, evaluate)
+        stages += _round_stages(cfg, r, layout.round(r), queries, engines, results, evaluate, force)
     return stages
 
 
 def _round_stages(cfg: PipelineConfig, r: int, rnd: RoundLayout, queries: Path, engines: _Engines,
-                  results: dict[str, dict[str, Any]], evaluate: Callable) -> list[Stage]:
+                  results: dict[str, dict[str, Any]], evaluate: Callable, force: bool) -> list[Stage]:
     def policy() -> str:
         return cfg.model if r == 1 else results[f"round{r - 1}-train"]["model"]
 
     def build() -> dict[str, Any]:
         if cfg.data_from is not None:
             return _reuse_data(RunLayout(cfg.data_from).round(1).sample, rnd.sample)
-        ctx = MethodContext(cfg, r, rnd.sample, queries, engines.get(policy()), engines.ranks.shard(cfg.parallel))
+        ctx = MethodContext(cfg, r, rnd.sample, queries, engines.get(policy()), engines.ranks.shard(cfg.parallel),
+                            force)
         data = methods()[cfg.method](ctx)
         merged_here = ctx.shard is None or ctx.shard[0] == 0  # shard 0 merges; the others' data is not in yet
         if not merged_here:
@@ -442,17 +230,16 @@ def _round_stages(cfg: PipelineConfig, r: int, rnd: RoundLayout, queries: Path, 
         from genius.training import run_train
 
         engines.release()  # the trainer loads its own copy
-        builder = _baseline(cfg)
-        start = cfg.model if builder is not None and builder.restart_from_base else policy()
-        reference = None if cfg.reference == "previous" or start == cfg.model else cfg.model
+        start, reference = round_models(cfg, r, policy())
         tcfg = train_config(cfg, policy=start, reference=reference, data=Path(results[f"round{r}-sample"]["data"]))
-        final = run_train(tcfg, rnd.train, resume=True)
+        final = run_train(tcfg, rnd.train, resume=True, force=force)
         # While a DeepSpeed config is registered, transformers creates every model inside ZeRO-3's
         # zero.Init: the next stage's engine must load a whole model.
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
         unset_hf_deepspeed_config()
-        return {"model": str(final), "steps": rnd.last_train_step() or 0}
+        return {"model": str(final), "steps": rnd.last_train_step() or 0, "started_from": start,
+                "reference": reference}
 
     def intermediate() -> dict[str, Any]:
         from genius.training.checkpoint import checkpoints
@@ -471,6 +258,8 @@ def _round_stages(cfg: PipelineConfig, r: int, rnd: RoundLayout, queries: Path, 
         Stage(f"round{r}-train", rnd.train, train,
               needs=((rnd.sample / DONE, f"round{r}-sample"),), runs_on="all"),
     ]
+    if not evaluates(cfg):
+        return stages
     if cfg.eval.get("eval_every"):
         stages.append(Stage(f"round{r}-eval-steps", rnd.eval_steps, intermediate,
                             needs=((rnd.train / DONE, f"round{r}-train"),), runs_on="all"))
@@ -512,22 +301,6 @@ def _reuse_base_eval(cfg: PipelineConfig, source_run: Path, out: Path) -> dict[s
                         "remove base_eval_from to evaluate the base model here")
     shutil.copytree(source, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(DONE))
     return {**read_json(source / DONE).get("result", {}), "copied_from": str(source)}
-
-
-def comparison_runs(cfg: PipelineConfig, source: str = "config") -> list[PipelineConfig]:
-    """The runs of a ``compare`` config, in order: each is the config with the entry's overrides,
-    method NAME (unless overridden), run_dir/NAME, and the first run's base evaluation."""
-    base = {k: v for k, v in cfgmod.to_dict(cfg).items() if k != "compare"}
-    runs: list[PipelineConfig] = []
-    for name, overrides in cfg.compare.items():
-        data = _apply_overrides(copy.deepcopy(base), {"method": name, **overrides}, f"compare.{name}")
-        data["run_dir"] = str(RunLayout(cfg.run_dir).member(name).root)
-        if runs and data.get("base_eval_from") is None:
-            data["base_eval_from"] = runs[0].run_dir
-        run = cfgmod.from_dict(PipelineConfig, data, source=f"{source}: compare.{name}")
-        validate_stages(run, source=f"{source}: compare.{name}")
-        runs.append(run)
-    return runs
 
 
 def run_comparison(cfg: PipelineConfig, *, force: bool = False, only: list[str] | None = None,
@@ -583,7 +356,7 @@ def run_pipeline(cfg: PipelineConfig, *, force: bool = False, only: list[str] | 
         cfgmod.save(cfg, RunLayout(run_dir).config)
     engines = _Engines(cfg, ranks)
     results: dict[str, dict[str, Any]] = {}
-    stages = plan(cfg, engines, results)
+    stages = plan(cfg, engines, results, force)
     names = [s.name for s in stages]
     for name in only or []:
         if name not in names:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from genius.cli import main
 from genius.io import read_jsonl
@@ -73,8 +74,11 @@ def test_train_flag_runs_the_trainer_on_the_built_pairs(long_tiny_model: Path, c
     train_cfg.write_text("max_steps: 1\nlr: 1.0e-3\nsave_every: 0\n")
     out = tmp_path / "sft"   # deterministic data: the random model's own pairs may all be dropped
     assert _run("sft", long_tiny_model, corpus, out, "--train", "--train-config", str(train_cfg)) == 0
-    done = json.loads((out / "iter1" / "iteration.json").read_text())
-    assert done["loss"] == "sft" and done["started_from"] == str(long_tiny_model) and done["reference"] is None
+    done = json.loads((out / "round1" / "train" / "DONE.json").read_text())["result"]
+    assert done["started_from"] == str(long_tiny_model) and done["reference"] is None
+    train_copy = yaml.safe_load((out / "round1" / "train" / "train_config.yaml").read_text())
+    assert train_copy["loss"] == "sft" and train_copy["max_steps"] == 1
+    assert not (out / "eval").exists()  # --train trains; it does not evaluate
     before = load_file(long_tiny_model / "model.safetensors")
     after = load_file(Path(done["model"]) / "model.safetensors")
     assert any(not (before[k] == after[k]).all() for k in before)
@@ -110,3 +114,31 @@ def test_genius_run_with_a_baseline_method(tiny_model_dir: Path, corpus: Path, t
     assert [r["response"] for r in data] == ["0 plus 0 is 0.", "1 plus 1 is 2."]
     saved = yaml.safe_load((tmp_path / "run" / "round1" / "train" / "train_config.yaml").read_text())
     assert saved["loss"] == "sft"
+
+
+def test_spin_two_rounds_trains_the_same_from_both_entry_points(long_tiny_model: Path, corpus: Path,
+                                                                tmp_path: Path) -> None:
+    """`genius baseline spin --train --iterations 2` is `genius run` with method spin and rounds 2:
+    the same round driver, so the same data seeds, start models and references (SPIN's: the
+    previous round's model), and the same train configs up to the folders."""
+    train_cfg = tmp_path / "train.yaml"
+    train_cfg.write_text("max_steps: 1\nlr: 1.0e-3\nsave_every: 0\nmax_length: 256\n")
+    out = tmp_path / "spin"
+    assert _run("spin", long_tiny_model, corpus, out, "--train", "--iterations", "2",
+                "--train-config", str(train_cfg)) == 0
+    second = json.loads((out / "round2" / "train" / "DONE.json").read_text())["result"]
+    first = json.loads((out / "round1" / "train" / "DONE.json").read_text())["result"]
+    assert second["started_from"] == first["model"] and second["reference"] is None  # None: the start model itself
+
+    run_cfg = yaml.safe_load((out / "config.yaml").read_text())
+    run_cfg["run_dir"] = str(tmp_path / "run")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(run_cfg))
+    assert main(["run", str(path)]) == 0
+    for r in (1, 2):
+        a = yaml.safe_load((out / f"round{r}" / "train" / "train_config.yaml").read_text())
+        b = yaml.safe_load((tmp_path / "run" / f"round{r}" / "train" / "train_config.yaml").read_text())
+        same = {k for k in a if k not in ("data", "model", "reference_model")}
+        assert {k: a[k] for k in same} == {k: b[k] for k in same} and a["loss"] == "dpo"
+        assert (out / f"round{r}" / "sample" / "pairs.jsonl").read_text() == \
+            (tmp_path / "run" / f"round{r}" / "sample" / "pairs.jsonl").read_text()

@@ -178,7 +178,7 @@ def test_missing_input_names_the_stage_to_run(tiny_model_dir, tmp_path, capsys):
     ("sample.beems=2", "unknown key 'sample.beems'"),
     ("train.lr=fast", "key 'train.lr': expected float"),
     ("rounds=two", "key 'rounds': expected int"),
-    ("reference=latest", "key 'reference': expected one of 'initial', 'previous'"),
+    ("reference=latest", "key 'reference': expected one of 'method', 'initial', 'previous'"),
     ("method=magic", "unknown method 'magic'"),
     ("sample.seed=3", "key 'sample.seed' is set by the pipeline"),
 ])

@@ -11,7 +11,6 @@ import pytest
 
 from genius.baselines import BaselineConfig, as_queries, build
 from genius.baselines.common import load_baseline_queries
-from genius.baselines.iterate import TrainRequest, iteration_models, run_iterations
 from genius.baselines import get_builder
 from genius.engines.base import Completion, SamplingParams
 from genius.errors import UserError
@@ -150,42 +149,29 @@ def test_corpus_responses_join_queries_by_their_ids(tmp_path: Path) -> None:
                                                                            ("corpus-3", "B?", "b")]
 
 
-# ------------------------------------------------------------------------------------ iterations
-def test_iteration_models_star_restarts_from_base_others_continue() -> None:
-    assert iteration_models(get_builder("star"), "base", "m1") == ("base", None)
-    assert iteration_models(get_builder("spin"), "base", "m1") == ("m1", "m1")
-    assert iteration_models(get_builder("scpo"), "base", "m1") == ("m1", "m1")
+# ------------------------------------------------------------------------------------ rounds
+@pytest.mark.parametrize("method, rule, expected", [
+    ("star", "method", ("base", None)),        # restarts from the base; SFT has no reference
+    ("spin", "method", ("m1", None)),          # the previous round's model is start and reference
+    ("scpo", "method", ("m1", None)),
+    ("genius", "method", ("m1", "base")),      # Genius: the starting model is the reference
+    ("spin", "initial", ("m1", "base")),       # a run config's rule beats the method's
+    ("genius", "previous", ("m1", None)),
+])
+def test_round_models_is_the_one_rule_of_start_and_reference(method: str, rule: str, expected: tuple) -> None:
+    from genius.run_config import PipelineConfig, round_models
+
+    cfg = PipelineConfig(model="base", method=method, reference=rule, rounds=2)
+    assert round_models(cfg, 2, previous="m1") == expected
+    assert round_models(cfg, 1, previous="base")[1] is None  # round 1: the reference is the model itself
 
 
-def test_run_iterations_alternates_build_and_train_and_resumes(tmp_path: Path) -> None:
-    made: list[str] = []
-    requests: list[TrainRequest] = []
+def test_a_fixed_corpus_method_refuses_a_second_round() -> None:
+    from genius.config import from_dict
+    from genius.run_config import PipelineConfig
 
-    def make_engine(spec: str) -> ScriptedEngine:
-        made.append(spec)
-        return ScriptedEngine(lambda prompt, n: ["The answer is 1.", "The answer is 1.", "The answer is 2."][:n])
-
-    def train(req: TrainRequest) -> str:
-        requests.append(req)
-        return f"model-{len(requests)}"
-
-    cfg = BaselineConfig(k=3)
-    final = run_iterations("scpo", cfg, queries(1), base_model="base", iterations=2, out_dir=tmp_path,
-                           make_engine=make_engine, train=train)
-    assert final == "model-2" and made == ["base", "model-1"]
-    assert [(r.model, r.reference, r.loss) for r in requests] == [("base", "base", "dpo_nll"),
-                                                                   ("model-1", "model-1", "dpo_nll")]
-    assert requests[1].data == tmp_path / "iter2" / "pairs.jsonl"
-    # A rerun finds both iterations done: nothing is built or trained again.
-    again = run_iterations("scpo", cfg, queries(1), base_model="base", iterations=2, out_dir=tmp_path,
-                           make_engine=make_engine, train=train)
-    assert again == "model-2" and len(requests) == 2 and len(made) == 2
-
-
-def test_run_iterations_refuses_repeating_fixed_corpus_sft(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="iterations must be 1"):
-        run_iterations("sft", BaselineConfig(), queries(1, "r"), base_model="b", iterations=2, out_dir=tmp_path,
-                       make_engine=lambda s: None, train=lambda r: "m")
+    with pytest.raises(UserError, match="fixed corpus data"):
+        from_dict(PipelineConfig, {"method": "sft", "rounds": 2})
 
 
 def test_pipeline_method_builds_one_round_from_the_run_config(tmp_path: Path) -> None:
@@ -198,8 +184,10 @@ def test_pipeline_method_builds_one_round_from_the_run_config(tmp_path: Path) ->
     engine = ScriptedEngine(lambda prompt, n: ["mine"])
     run_cfg = SimpleNamespace(seed=3, baseline={"spin_greedy": False, "temperature": 0.5},
                               queries=SimpleNamespace(source="unused: the query file has the outputs"))
-    path = pipeline_method("spin")(SimpleNamespace(cfg=run_cfg, round=2, out_dir=tmp_path / "r2", queries=qfile,
-                                                   engine=engine, shard=None))
+    from genius.methods import MethodContext
+
+    path = pipeline_method("spin")(MethodContext(cfg=run_cfg, round=2, out_dir=tmp_path / "r2", queries=qfile,
+                                                 engine=engine))
     assert path == tmp_path / "r2" / "pairs.jsonl"
     [pair] = read_jsonl(path)
     assert (pair["query_id"], pair["chosen"], pair["rejected"]) == ("a", "gold", "mine")
@@ -255,8 +243,10 @@ def test_pipeline_method_finds_corpus_responses_in_the_query_source(tmp_path: Pa
     run_queries = tmp_path / "queries.jsonl"   # what the pipeline writes: ids and instructions only
     run_queries.write_text(json.dumps({"id": "alpaca.sft-1", "instruction": "Q?"}) + "\n")
     run_cfg = SimpleNamespace(seed=0, baseline={}, queries=SimpleNamespace(source=str(source)))
-    path = pipeline_method("sft")(SimpleNamespace(cfg=run_cfg, round=1, out_dir=tmp_path / "r1", queries=run_queries,
-                                                  engine=None, shard=None))
+    from genius.methods import MethodContext
+
+    path = pipeline_method("sft")(MethodContext(cfg=run_cfg, round=1, out_dir=tmp_path / "r1", queries=run_queries,
+                                                engine=None))
     assert [(r["query_id"], r["response"]) for r in read_jsonl(path)] == [("alpaca.sft-1", "gold")]
 
 

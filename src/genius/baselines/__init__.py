@@ -14,9 +14,11 @@ self_rewarding pairs      dpo       best vs worst candidate by its own 5-point j
 scpo           pairs      dpo_nll   most- vs least-voted answer, weight = margin / k
 ============== ========== ========= ====================================================
 
-``build(method, cfg, queries, engine, out_dir)`` writes one round of data; iterating
-(build -> train -> build with the new model) is ``genius.baselines.iterate`` for
-``genius baseline --train``, and ``pipeline_method`` plugs a builder into ``genius run``.
+``build(method, cfg, queries, engine, out_dir)`` writes one round of data; ``pipeline_method``
+plugs a builder into the round driver of ``genius run`` (genius.pipeline), which is also what
+``genius baseline --train`` runs: one seed rule (round r samples with seed + r), one done marker
+per stage (DONE.json), one rule for the model a round trains from and its reference
+(genius.run_config.round_models, with ``default_reference`` below).
 """
 
 from __future__ import annotations
@@ -84,8 +86,20 @@ def default_loss(method: str) -> str:
     return builder.loss if builder is not None else DEFAULT_LOSS
 
 
+def default_reference(method: str) -> Literal["initial", "previous"] | None:
+    """The frozen reference a round of ``method`` trains against unless the run config names one
+    (genius.run_config.round_models applies it): none for the SFT-loss methods (SFT, STaR); the
+    previous round's model for the iterative DPO baselines, as their papers iterate (SPIN: the
+    model of iteration t is both the opponent and the reference of iteration t + 1; Self-Rewarding,
+    ScPO and CoH alike); the starting model for Genius (the paper trains one round from it)."""
+    builder = BUILDERS.get(method)
+    if builder is None:
+        return "initial"
+    return None if builder.loss == "sft" else "previous"
+
+
 def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engine | None, out_dir: Path, *,
-          shard: Shard | None = None, together: bool = False) -> Path:
+          shard: Shard | None = None, together: bool = False, force: bool = False) -> Path:
     """Write one round of ``method``'s training data into ``out_dir``; return the data file.
 
     ``queries``: genius.queries.Query objects, or records that ``as_queries`` accepts (the
@@ -106,7 +120,7 @@ def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engi
     if builder.uses_engine and engine is None:
         raise UserError(f"{builder.name} generates with the model: an engine is required")
     return run_builder(builder.name, builder.output, builder.process, cfg, qs, engine, Path(out_dir),
-                       shard=shard, together=together)
+                       shard=shard, together=together, force=force)
 
 
 def pipeline_method(method: str) -> Callable[[Any], Path]:
@@ -130,6 +144,7 @@ def pipeline_method(method: str) -> Callable[[Any], Path]:
             corpus = ctx.cfg.queries.source
         queries = load_baseline_queries(ctx.queries, supervised=builder.supervised, system=cfg.system_prompt,
                                         corpus=corpus)
-        return build(builder.name, cfg, queries, ctx.engine, Path(ctx.out_dir), shard=ctx.shard, together=True)
+        return build(builder.name, cfg, queries, ctx.engine, Path(ctx.out_dir), shard=ctx.shard, together=True,
+                     force=ctx.force)
 
     return run

@@ -37,7 +37,7 @@ class BaselineConfig:
     """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
     (genius.engines.options)."""
     seed: int = 0
-    """Seed of all sampling (iteration t of an iterative run uses seed + t)."""
+    """Seed of all sampling (set by genius run: round r samples with the run's seed + r, as Genius does)."""
     spin_greedy: bool = True
     """SPIN: the model's own (rejected) response is greedy; false samples it at `temperature`."""
     judge_samples: int = 3

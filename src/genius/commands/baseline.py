@@ -9,16 +9,20 @@ unchanged. A rerun with the same --out resumes.
   genius baseline spin --queries alpaca_cleaned.sft.jsonl --out runs/spin --limit 64 \\
       --train --iterations 2 --train-config train.yaml   # build -> train -> build with the new model
 
-With --train each iteration writes OUT/iter<t>/ (data) and OUT/iter<t>/train/ (genius.training
-run; the method fixes the loss: sft, dpo or dpo_nll). --config takes a YAML of BaselineConfig
-keys (k, temperature, judge_samples, vote_threshold, ...; see genius.baselines.config).
+With --train the rounds run through the round driver of `genius run` (no evaluation): OUT is a
+run directory (genius.layout: OUT/round<r>/sample with the data, OUT/round<r>/train with the
+genius.training run, DONE.json per stage); the method fixes the loss (sft, dpo or dpo_nll) and
+the reference (the previous round's model for the DPO baselines, as their papers iterate), round r
+samples with seed + r, and torchrun / accelerate launch splits each round's data over the
+processes as in `genius run`. --config takes a YAML of BaselineConfig keys (k, temperature,
+judge_samples, vote_threshold, ...; see genius.baselines.config).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from genius.baselines.config import BaselineConfig
 from genius.commands._common import (add_config_flags, add_model_arguments, add_parallel_arguments, add_set_argument,
@@ -43,77 +47,76 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use only the first N queries")
     p.add_argument("--field", help="which field holds the query text when a record has several")
     add_config_flags(p, BaselineConfig, CONFIG_FLAGS)
-    p.add_argument("--force", action="store_true",
-                   help="go on in an --out folder built with other settings (without --train)")
+    p.add_argument("--force", action="store_true", help="go on in an --out folder started with other settings")
     p.add_argument("--train", action="store_true", help="train on the data (genius.training) after building it")
     p.add_argument("--iterations", type=int, default=1, help="build -> train rounds (needs --train; default 1)")
     p.add_argument("--train-config", type=Path,
-                   help="YAML of TrainConfig keys for --train (model, reference_model, data and loss are set here)")
+                   help="YAML of TrainConfig keys for --train (model, reference_model, data and seed are set by the "
+                        "rounds; loss defaults to the method's)")
 
 
-def _trainer(path: Path | None) -> Callable:
-    """A train(TrainRequest) -> model folder over genius.training.run_train; the YAML is checked now,
-    not after minutes of generation."""
-    from genius.config import from_dict
-    from genius.errors import UserError
-    from genius.io import read_yaml
-    from genius.training import TrainConfig, run_train
+def run_config(name: str, cfg: BaselineConfig, args: argparse.Namespace) -> Any:
+    """``genius baseline NAME --train`` as the run config it is: the method's rounds through the
+    round driver of ``genius run`` (one seed rule, one done marker, one reference rule), without
+    evaluation (``eval: {tasks: []}``). The seed and engine settings of the baseline config become
+    the run's; --train-config is the run's ``train`` section."""
+    from genius import config
+    from genius.run_config import PipelineConfig, validate_stages
 
-    base = (read_yaml(path) or {}) if path else {}
-    source = str(path) if path else "train config"
-    owned = ("model", "reference_model", "data", "loss")
-    taken = [k for k in owned if k in base]
-    if taken:
-        raise UserError(f"{source}: key '{taken[0]}' is set by genius baseline (the method and the iteration fix "
-                        f"{', '.join(owned)}); remove it")
-    from_dict(TrainConfig, base, source=source)
-
-    def train(req) -> str:
-        cfg = from_dict(TrainConfig, {**base, "model": req.model, "reference_model": req.reference,
-                                      "data": str(req.data), "loss": req.loss}, source=source)
-        return str(run_train(cfg, req.out_dir))
-
-    return train
+    settings = config.to_dict(cfg)
+    data = {
+        "model": args.model, "run_dir": str(args.out), "method": name, "rounds": args.iterations,
+        "seed": settings.pop("seed"), "engine": settings.pop("engine"), "engine_options": settings.pop("engine_options"),
+        "dtype": args.dtype, "device": args.device, "baseline": settings, "eval": {"tasks": []},
+        "queries": {"source": str(args.queries), "count": args.limit, "field": args.field},
+        "train": config.read_mapping(args.train_config) if args.train_config else {},
+    }
+    source = str(args.train_config or "genius baseline --train")
+    run = config.from_dict(PipelineConfig, data, source=source)
+    validate_stages(run, source=source)
+    return run
 
 
 def run(args: argparse.Namespace) -> int:
     from genius.baselines import build, get_builder
-    from genius.baselines.common import check_config_copy, load_baseline_queries
-    from genius.baselines.iterate import run_iterations
+    from genius.baselines.common import load_baseline_queries
     from genius.commands._common import config_from_args
-    from genius.engines import make_engine
     from genius.errors import UserError
-    from genius.ranks import Ranks
 
     builder = get_builder(args.name)
     cfg = config_from_args(BaselineConfig, args, args.config)
     if args.iterations != 1 and not args.train:
         raise UserError("--iterations needs --train (each iteration builds its data with the model trained before)")
-    if args.force and args.train:
-        raise UserError("--force goes with a plain build: with --train each iteration folder keeps its own settings; "
-                        "use another --out")
-    train = _trainer(args.train_config) if args.train else None
+    if args.train:
+        return _build_and_train(builder.name, cfg, args)
     queries = load_baseline_queries(args.queries, supervised=builder.supervised, limit=args.limit, field=args.field,
                                     system=cfg.system_prompt)
-    if train is None:
-        share = launch_share(args)
-        if share is None:
-            return 0
-        engine = engine_from_args(args, cfg) if builder.uses_engine else None
-        if args.force:  # the new settings become the folder's, so that the build goes on with them
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            check_config_copy(Path(args.out), builder.name, cfg, force=True)
-        build(builder.name, cfg, queries, engine, args.out, shard=share[0], together=share[1])
+    share = launch_share(args)
+    if share is None:
         return 0
-    if Ranks.from_env().launched or args.shard is not None:
-        raise UserError("genius baseline --train runs in one process; for several GPUs put the baseline in a run "
-                        f"config (method: {builder.name}) and launch genius run with torchrun")
+    from genius.lock import hold_folder
 
-    def engine_for(spec: str):
-        return make_engine(spec, engine=cfg.engine, options=cfg.engine_options, dtype=args.dtype, device=args.device,
-                           trust_remote_code=args.trust_remote_code)
+    with hold_folder(args.out, shard=share[0]):  # one writer per shard of the folder, before the model loads
+        engine = engine_from_args(args, cfg) if builder.uses_engine else None
+        build(builder.name, cfg, queries, engine, args.out, shard=share[0], together=share[1], force=args.force)
+    return 0
 
-    final = run_iterations(builder.name, cfg, queries, base_model=args.model, iterations=args.iterations,
-                           out_dir=args.out, make_engine=engine_for, train=train)
-    print(f"{builder.name}: {args.iterations} iteration(s) done; final model {final}")
+
+def _build_and_train(name: str, cfg: BaselineConfig, args: argparse.Namespace) -> int:
+    from genius.errors import UserError
+    from genius.io import read_json
+    from genius.layout import DONE, RunLayout
+    from genius.pipeline import run_pipeline
+    from genius.ranks import Ranks
+
+    if args.shard is not None:
+        raise UserError("--shard builds data only; with --train use torchrun (genius.ranks splits each round's data "
+                        "over the processes)")
+    if args.trust_remote_code:
+        raise UserError("--trust-remote-code goes with a plain build: with --train the rounds run through genius run, "
+                        "which loads no model code")
+    run_dir = run_pipeline(run_config(name, cfg, args), force=args.force)
+    if Ranks.from_env().is_main:
+        last = read_json(RunLayout(run_dir).round(args.iterations).train / DONE)["result"]
+        print(f"{name}: {args.iterations} round(s) done in {run_dir}; final model {last['model']}")
     return 0
