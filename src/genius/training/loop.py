@@ -224,10 +224,10 @@ def _setup(cfg: TrainConfig, out_dir: Path, start: tuple[Path, dict] | None) -> 
     accelerator.register_for_checkpointing(scheduler)
     run = _Run(cfg, out_dir, loss, accelerator, model, optimizer, scheduler, tokenizer, examples, data, total_steps)
     if loss.needs_reference and cfg.reference_mode == "precompute":
-        run.precomputed = _reference_logps(cfg, accelerator, model, examples, tokenizer.pad_token_id,
+        run.precomputed = ref.precomputed_logps(cfg, accelerator, model, examples, tokenizer.pad_token_id,
                                            loss.needs_rejected)
     elif loss.needs_reference:
-        run.online_ref = _online_reference(cfg, accelerator, model)
+        run.online_ref = ref.online_reference(cfg, accelerator, model)
     if accelerator.is_main_process:
         # Recorded only now that the data, the model and the reference have loaded: a run that
         # failed on its inputs leaves no copy that would refuse the corrected rerun.
@@ -257,43 +257,6 @@ def _restore(run: _Run, start: tuple[Path, dict] | None) -> _Position:
     return at
 
 
-def _reference_logps(cfg: TrainConfig, accelerator: Any, model: Any, examples: list[Example],
-                     pad_id: int, with_rejected: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Precomputed reference log-probs, from the disk cache when the same inputs were seen before."""
-    from accelerate.utils import broadcast_object_list
-
-    spec = cfg.reference_model or cfg.model
-    settings = {k: getattr(cfg, k) for k in ("max_length", "length_policy", "data_format", "dtype", "mixed_precision")}
-    settings.update(tokenizer_of=str(cfg.model), with_rejected=with_rejected, lora=cfg.lora is not None)
-    key = ref.cache_key(ref.model_identity(spec), cfg.data_files(), settings)
-    path = (cfg.reference_cache_dir or ref.default_cache_dir()) / f"{key}.pt"
-    # One decision for all processes, so that none waits in a collective the others skip.
-    [cached] = broadcast_object_list([ref.load_cached(path, len(examples)) if accelerator.is_main_process else None])
-    if cached is not None:
-        accelerator.print(f"reference log-probs: loaded from cache {path}")
-        return cached
-    separate = cfg.reference_model is not None and cfg.reference_model != cfg.model
-    net = _separate_reference(spec, cfg, accelerator) if separate else model
-    chosen, rejected = ref.compute_reference_logps(
-        net, examples, accelerator=accelerator, batch_size=cfg.per_device_batch_size, pad_id=pad_id,
-        with_rejected=with_rejected, disable_adapter=cfg.lora is not None and not separate)
-    if accelerator.is_main_process:
-        ref.save_cached(path, chosen, rejected)
-    return chosen, rejected
-
-
-def _online_reference(cfg: TrainConfig, accelerator: Any, model: Any) -> Any:
-    """The model the reference forward pass runs on every step (online mode)."""
-    if cfg.lora is not None and cfg.reference_model in (None, cfg.model):
-        return None  # the policy itself with its adapters switched off
-    return _separate_reference(cfg.reference_model or cfg.model, cfg, accelerator)
-
-
-def _separate_reference(spec: str, cfg: TrainConfig, accelerator: Any) -> Any:
-    """A second, frozen model, placed or sharded like the policy (DeepSpeed engine, FSDP wrap)."""
-    return ref.prepare_reference(accelerator, ckpt.load_frozen(spec, cfg, accelerator.device.type))
-
-
 def _batch_loss(run: _Run, batch: dict) -> LossOutput:
     """Policy forward on chosen + rejected, reference log-probs looked up (or computed), the loss."""
     with run.accelerator.autocast():
@@ -308,7 +271,7 @@ def _batch_loss(run: _Run, batch: dict) -> LossOutput:
         x.ref_chosen = ref_chosen[index].to(logps.device)
         x.ref_rejected = ref_rejected[index].to(logps.device) if ref_rejected is not None else None
     elif run.loss.needs_reference:
-        x.ref_chosen, x.ref_rejected = _online_logps(run.accelerator, run.model, run.online_ref, batch)
+        x.ref_chosen, x.ref_rejected = ref.online_logps(run.accelerator, run.model, run.online_ref, batch)
     return run.loss.fn(x, run.cfg.loss_params())
 
 
@@ -405,19 +368,6 @@ def _finish(run: _Run, at: _Position, history: list[dict[str, Any]]) -> Path:
     run.accelerator.end_training()
     run.accelerator.print(f"genius train: {summary}; final model: {final}")
     return final
-
-
-@torch.no_grad()
-def _online_logps(accelerator: Any, model: Any, online_ref: Any, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference forward pass on the current batch (online mode)."""
-    if online_ref is None:
-        with accelerator.unwrap_model(model).disable_adapter(), accelerator.autocast():
-            logps, _ = forward_logps(model, batch)
-    else:
-        with accelerator.autocast():
-            logps, _ = forward_logps(online_ref, batch)
-    b = len(batch["weight"])
-    return logps[:b], logps[b:]
 
 
 def _summary(cfg: TrainConfig, history: list[dict], data: str, steps: int, pairs: int, seconds: float) -> str:

@@ -17,7 +17,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -26,6 +26,9 @@ from tqdm.auto import tqdm
 from genius.errors import UserError
 from genius.models import cache_root, resolve
 from genius.training.data import BatchList, Example, collate, forward_logps
+
+if TYPE_CHECKING:
+    from genius.training.config import TrainConfig
 
 CACHE_VERSION = 1
 
@@ -224,3 +227,57 @@ def compute_reference_logps(model: Any, examples: list[Example], *, accelerator:
                 rejected[parts[0][keep]] = parts[2][keep]
     model.train(was_training)
     return chosen, rejected
+
+
+# --- the reference of a training run (genius.training.loop) ------------------------------------
+
+def precomputed_logps(cfg: TrainConfig, accelerator: Any, model: Any, examples: list[Example],
+                     pad_id: int, with_rejected: bool) -> tuple[Tensor, Tensor | None]:
+    """Precomputed reference log-probs, from the disk cache when the same inputs were seen before."""
+    from accelerate.utils import broadcast_object_list
+
+    spec = cfg.reference_model or cfg.model
+    settings = {k: getattr(cfg, k) for k in ("max_length", "length_policy", "data_format", "dtype", "mixed_precision")}
+    settings.update(tokenizer_of=str(cfg.model), with_rejected=with_rejected, lora=cfg.lora is not None)
+    key = cache_key(model_identity(spec), cfg.data_files(), settings)
+    path = (cfg.reference_cache_dir or default_cache_dir()) / f"{key}.pt"
+    # One decision for all processes, so that none waits in a collective the others skip.
+    [cached] = broadcast_object_list([load_cached(path, len(examples)) if accelerator.is_main_process else None])
+    if cached is not None:
+        accelerator.print(f"reference log-probs: loaded from cache {path}")
+        return cached
+    separate = cfg.reference_model is not None and cfg.reference_model != cfg.model
+    net = separate_reference(spec, cfg, accelerator) if separate else model
+    chosen, rejected = compute_reference_logps(
+        net, examples, accelerator=accelerator, batch_size=cfg.per_device_batch_size, pad_id=pad_id,
+        with_rejected=with_rejected, disable_adapter=cfg.lora is not None and not separate)
+    if accelerator.is_main_process:
+        save_cached(path, chosen, rejected)
+    return chosen, rejected
+
+
+def online_reference(cfg: TrainConfig, accelerator: Any, model: Any) -> Any:
+    """The model the reference forward pass runs on every step (online mode)."""
+    if cfg.lora is not None and cfg.reference_model in (None, cfg.model):
+        return None  # the policy itself with its adapters switched off
+    return separate_reference(cfg.reference_model or cfg.model, cfg, accelerator)
+
+
+def separate_reference(spec: str, cfg: TrainConfig, accelerator: Any) -> Any:
+    """A second, frozen model, placed or sharded like the policy (DeepSpeed engine, FSDP wrap)."""
+    from genius.training.checkpoint import load_frozen
+
+    return prepare_reference(accelerator, load_frozen(spec, cfg, accelerator.device.type))
+
+
+@torch.no_grad()
+def online_logps(accelerator: Any, model: Any, online_ref: Any, batch: dict) -> tuple[Tensor, Tensor]:
+    """Reference forward pass on the current batch (online mode)."""
+    if online_ref is None:
+        with accelerator.unwrap_model(model).disable_adapter(), accelerator.autocast():
+            logps, _ = forward_logps(model, batch)
+    else:
+        with accelerator.autocast():
+            logps, _ = forward_logps(online_ref, batch)
+    b = len(batch["weight"])
+    return logps[:b], logps[b:]
