@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genius import models
+from genius import model_checks, models
 from genius.errors import UserError
 from genius.tiny import byte_tokenizer
 
@@ -215,16 +215,16 @@ def test_weights_only_in_pickle_files_are_refused_by_the_one_check(tiny_model_di
 def test_a_truncated_or_damaged_safetensors_file_is_named(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = _copy(tiny_model_dir, tmp_path, "m")
     weights = folder / "model.safetensors"
-    assert models.safetensors_problem(weights) is None
+    assert model_checks.safetensors_problem(weights) is None
     data = weights.read_bytes()
     weights.write_bytes(data[:-100])
     with pytest.raises(UserError, match=rf"^{weights}: damaged safetensors file \({len(data) - 100} bytes, cut short: "
                                         rf"its tensors end at byte {len(data)}\)"):
         models.load_model(str(folder), device="cpu")
     weights.write_bytes(data[:20])
-    assert "cut short inside its header" in models.safetensors_problem(weights)
+    assert "cut short inside its header" in model_checks.safetensors_problem(weights)
     weights.write_bytes((4).to_bytes(8, "little") + b"\xff{}}" + data[12:])
-    assert models.safetensors_problem(weights) == "its header is not JSON"
+    assert model_checks.safetensors_problem(weights) == "its header is not JSON"
 
 
 def test_custom_model_code_needs_the_flag(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_custom_model_code_needs_the_flag(tiny_model_dir: Path, tmp_path: Path) 
     _edit_config(unknown, model_type="zorblat")
     with pytest.raises(UserError, match=r"unknown to transformers .* \(no auto_map\)"):
         models.model_config(str(unknown))
-    models.check_model_code(str(tiny_model_dir), trust_remote_code=False)  # a known type needs no flag
+    model_checks.check_model_code(str(tiny_model_dir), trust_remote_code=False)  # a known type needs no flag
 
 
 def test_device_values_are_checked_against_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
