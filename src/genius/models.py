@@ -271,14 +271,7 @@ def pick_device(device: str = "auto") -> str:
 def load_tokenizer(spec: str, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    source, hub = pretrained_source(spec)
-    check_model_code(source, trust_remote_code=trust_remote_code)
-    try:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
-    except OSError:
-        if Path(source).is_dir():
-            raise UserError(f"{source}: no tokenizer files found in the model folder") from None
-        raise _hub_unreachable(spec) from None
+    tok = _from_pretrained(AutoTokenizer, spec, "no tokenizer files found in the model folder", trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -289,14 +282,21 @@ def load_weights(spec: str, *, torch_dtype: Any, trust_remote_code: bool = False
     moved, not in eval mode): the one ``from_pretrained`` of a model, for inference and training."""
     from transformers import AutoModelForCausalLM
 
+    return _from_pretrained(AutoModelForCausalLM, spec, "cannot load safetensors weights", trust_remote_code,
+                            dtype=torch_dtype, use_safetensors=True)
+
+
+def _from_pretrained(kind: Any, spec: str, failed: str, trust_remote_code: bool, **kwargs: Any) -> Any:
+    """``kind.from_pretrained`` of a spec with the one mapping of its errors: model code checked
+    first; a local folder it cannot read is one line (``failed`` and the reason), a hub id that
+    does not load means the hub is out of reach."""
     source, hub = pretrained_source(spec)
     check_model_code(source, trust_remote_code=trust_remote_code)
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            source, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code, **hub)
+        return kind.from_pretrained(source, trust_remote_code=trust_remote_code, **hub, **kwargs)
     except OSError as e:
         if Path(source).is_dir():
-            raise UserError(f"{source}: cannot load safetensors weights ({e})".splitlines()[0]) from None
+            raise UserError(f"{source}: {failed} ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
         raise _hub_unreachable(spec) from None
 
 
@@ -316,14 +316,8 @@ def model_config(spec: str, *, trust_remote_code: bool = False) -> tuple[Any, An
     """(model config, generation config or None) of a spec, without loading weights."""
     from transformers import AutoConfig, GenerationConfig
 
+    config = _from_pretrained(AutoConfig, spec, "cannot read config.json", trust_remote_code)
     source, hub = pretrained_source(spec)
-    check_model_code(source, trust_remote_code=trust_remote_code)
-    try:
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
-    except OSError:
-        if Path(source).is_dir():
-            raise UserError(f"{source}: cannot read config.json") from None
-        raise _hub_unreachable(spec) from None
     try:
         generation = GenerationConfig.from_pretrained(source, **hub)
     except OSError:
