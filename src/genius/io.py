@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -80,14 +81,15 @@ def read_text(path: str | Path, expected: str = "a UTF-8 text file") -> str:
 def iter_lines(path: str | Path, expected: str = "a UTF-8 text file") -> Iterator[tuple[int, str]]:
     """Stream (line number, text) of a UTF-8 file, newlines kept; bytes that are not UTF-8 are a
     UserError naming the line and the byte offset in the file."""
-    for lineno, line, error in _lines(path, expected):
+    for lineno, _, line, error in _lines(path, expected):
         if error:
             raise UserError(error)
         yield lineno, line
 
 
-def _lines(path: str | Path, expected: str) -> Iterator[tuple[int, str, str | None]]:
-    """(line number, text, None) or (line number, '', why it is not UTF-8) for each line."""
+def _lines(path: str | Path, expected: str) -> Iterator[tuple[int, int, str, str | None]]:
+    """(line number, byte offset, text, None) or (line number, byte offset, '', why it is not
+    UTF-8) for each line."""
     path = input_file(path, expected)
     try:
         f = path.open("rb")
@@ -97,9 +99,9 @@ def _lines(path: str | Path, expected: str) -> Iterator[tuple[int, str, str | No
         offset = 0
         for lineno, raw in enumerate(f, start=1):
             try:
-                yield lineno, raw.decode("utf-8"), None
+                yield lineno, offset, raw.decode("utf-8"), None
             except UnicodeDecodeError as e:
-                yield lineno, "", describe_decode_error(e, path, offset=offset + e.start, line=lineno)
+                yield lineno, offset, "", describe_decode_error(e, path, offset=offset + e.start, line=lineno)
             offset += len(raw)
 
 
@@ -108,8 +110,16 @@ def iter_jsonl(path: str | Path, *, skip_invalid: bool = False,
     """Yield (line number, record). A malformed line (not UTF-8, not JSON, not an object) raises
     UserError naming file and line, or with skip_invalid is skipped (``on_invalid`` is called for
     each, e.g. to count them)."""
+    for lineno, _, record in iter_jsonl_offsets(path, skip_invalid=skip_invalid, on_invalid=on_invalid):
+        yield lineno, record
+
+
+def iter_jsonl_offsets(path: str | Path, *, skip_invalid: bool = False,
+                       on_invalid: Callable[[], None] | None = None) -> Iterator[tuple[int, int, dict]]:
+    """``iter_jsonl`` with the byte offset where each record's line starts, (line number, offset,
+    record): a reader can index a large file and seek back to the lines it keeps."""
     path = Path(path)
-    for lineno, line, not_utf8 in _lines(path, "a JSONL file, one JSON object per line"):
+    for lineno, offset, line, not_utf8 in _lines(path, "a JSONL file, one JSON object per line"):
         if not_utf8:
             if skip_invalid:
                 if on_invalid:
@@ -132,7 +142,33 @@ def iter_jsonl(path: str | Path, *, skip_invalid: bool = False,
                     on_invalid()
                 continue
             raise UserError(f"{where(path, lineno)} expected a JSON object, got {type(record).__name__}")
-        yield lineno, record
+        yield lineno, offset, record
+
+
+def count_lines(path: str | Path) -> int:
+    """Non-blank lines of a file (the records of a JSONL file, valid or not); 0 when it is absent."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    path = input_file(path, "a JSONL file")
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def sha256_file(path: str | Path) -> str:
+    """The sha256 (hex) of a file's bytes, read in chunks (a query file may be large)."""
+    path = input_file(path)
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror})") from None
+    return digest.hexdigest()
 
 
 def read_jsonl(path: str | Path, *, repair: bool = False) -> list[dict]:

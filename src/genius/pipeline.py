@@ -131,7 +131,7 @@ class _Engines:
 
 def _check_saved_config(cfg: PipelineConfig, run_dir: Path, force: bool) -> None:
     """Refuse a run_dir started with other settings (genius.config.check_resume), unless ``force``."""
-    cfgmod.check_resume(run_dir / "config.yaml", cfg, force=force)
+    cfgmod.check_resume(RunLayout(run_dir).config, cfg, force=force)
 
 
 def make_queries(cfg: PipelineConfig, out: Path) -> dict[str, Any]:

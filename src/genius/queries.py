@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import random
 from collections import Counter
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from genius.errors import UserError, where
-from genius.io import iter_jsonl
+from genius.io import iter_jsonl, read_text
 
 TEXT_FIELDS = ("instruction", "prompt", "question")
 ID_FIELDS = ("id", "uuid")
@@ -207,7 +208,7 @@ def _jsonl_records(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[
 
 def _json_records(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[tuple[str, str, dict]]:
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        data: Any = json.loads(read_text(path, "a JSON list of query records"))
     except json.JSONDecodeError as e:
         raise UserError(f"{where(path, e.lineno)} not valid JSON ({e.msg})") from None
     if isinstance(data, dict):
@@ -228,15 +229,16 @@ def _json_records(path: Path, skip_invalid: bool, counts: Counter) -> Iterator[t
 
 
 def _csv_records(path: Path, delimiter: str) -> Iterator[tuple[str, str, dict]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        if not reader.fieldnames:
-            raise UserError(f"{where(path, 1)} expected a header row naming the columns")
-        for row in reader:
-            line = reader.line_num
-            # Missing trailing cells come back as None, extra cells under the None key.
-            record = {k: v for k, v in row.items() if k is not None}
-            yield where(path, line), f"{path.stem}-{line}", record
+    # Decoded whole first: bytes that are not UTF-8 are one line with the byte offset.
+    text = read_text(path, "a CSV file of queries with a header row")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    if not reader.fieldnames:
+        raise UserError(f"{where(path, 1)} expected a header row naming the columns")
+    for row in reader:
+        line = reader.line_num
+        # Missing trailing cells come back as None, extra cells under the None key.
+        record = {k: v for k, v in row.items() if k is not None}
+        yield where(path, line), f"{path.stem}-{line}", record
 
 
 def _hub_records(dataset_id: str, split: str) -> Iterator[tuple[str, str, dict]]:

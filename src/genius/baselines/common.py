@@ -155,7 +155,8 @@ def _resume_state(data_path: Path, candidates_path: Path) -> set[str]:
 
 
 def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig, queries: Sequence[Query],
-                engine: Engine | None, out_dir: Path, *, shard: Shard | None = None, together: bool = False) -> Path:
+                engine: Engine | None, out_dir: Path, *, shard: Shard | None = None, together: bool = False,
+                force: bool = False) -> Path:
     """Run ``process`` over the queries not yet done; return the data file (pairs/sft.jsonl).
 
     ``shard=(i, n)``: only the queries at positions i mod n, into ``<output>.<i>-of-<n>.jsonl``
@@ -165,7 +166,7 @@ def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_config_copy(out_dir, method, cfg)
+    check_config_copy(out_dir, method, cfg, force=force)
     start_share(out_dir, output, shard)
     suffix = shard_suffix(shard)
     data_path = out_dir / f"{output}{suffix}.jsonl"

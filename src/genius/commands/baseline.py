@@ -106,6 +106,7 @@ def _build_and_train(name: str, cfg: BaselineConfig, args: argparse.Namespace) -
     from genius.errors import UserError
     from genius.io import read_json
     from genius.layout import DONE, RunLayout
+    from genius.lock import hold_folder
     from genius.pipeline import run_pipeline
     from genius.ranks import Ranks
 
@@ -115,7 +116,8 @@ def _build_and_train(name: str, cfg: BaselineConfig, args: argparse.Namespace) -
     if args.trust_remote_code:
         raise UserError("--trust-remote-code goes with a plain build: with --train the rounds run through genius run, "
                         "which loads no model code")
-    run_dir = run_pipeline(run_config(name, cfg, args), force=args.force)
+    with hold_folder(Path(args.out), Ranks.from_env().lock_shard):
+        run_dir = run_pipeline(run_config(name, cfg, args), force=args.force)
     if Ranks.from_env().is_main:
         last = read_json(RunLayout(run_dir).round(args.iterations).train / DONE)["result"]
         print(f"{name}: {args.iterations} round(s) done in {run_dir}; final model {last['model']}")

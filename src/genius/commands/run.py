@@ -49,9 +49,13 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         return _plan(cfg, args)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
-    run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)
+    from genius.lock import hold_folder
     from genius.ranks import Ranks
 
+    # One writer of run_dir (the processes of one launch together), taken before any model loads;
+    # a compare config's runs are folders inside it, so this one lock holds them all.
+    with hold_folder(cfg.run_dir, Ranks.from_env().lock_shard):
+        run_dir = pipeline.run_pipeline(cfg, force=args.force, only=only)
     if not Ranks.from_env().is_main:  # rank 0 prints the tables
         return 0
     print()

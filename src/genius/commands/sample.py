@@ -6,9 +6,11 @@ Example:
   genius sample queries.jsonl --out runs/s1 --shard 0/2               # shard 0 of 2, by hand
   torchrun --nproc-per-node 8 -m genius.cli sample queries.jsonl --out runs/s1 --model M   # 8 GPUs
 
-Rerun the same command to resume a killed run. Settings come from --config YAML (keys of
-genius.sampling.SampleConfig), with flags on top. Writes trees.jsonl, pairs.jsonl, stats.json and
-sample_config.yaml into --out.
+Rerun the same command to resume a killed run: it refuses other settings, another --model or
+another queries file (by content) unless --force, and a second process writing the same --out (or
+the same shard of it). Settings come from --config YAML (keys of genius.sampling.SampleConfig), with
+flags on top. Writes trees.jsonl, pairs.jsonl, stats.json, sample_config.yaml and inputs.json into
+--out.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="answer key JSONL (id, task, gold[, labels, meta]; e.g. a run's queries/answers.jsonl): "
                         "after sampling, check the responses against it (genius.sampling.signal; never used "
                         "for sampling) and print the signal line")
-    p.add_argument("--force", action="store_true", help="go on in an --out folder started with other settings")
+    p.add_argument("--force", action="store_true",
+                   help="go on in an --out folder started with other settings, another model or other queries")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(p, config=SampleConfig)
     add_parallel_arguments(p)
@@ -75,38 +78,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from genius import config as configlib
-    from genius.commands._common import config_from_args, engine_from_args, launch_share
-    from genius.sampling import run_sample
-    from genius.sampling.runner import CONFIG_NAME
+    from genius.commands._common import config_from_args, launch_share
+    from genius.lock import hold_folder
 
     cfg = config_from_args(SampleConfig, args, args.config)  # validated: bad settings stop here
-    # A folder started with other settings is refused now, not after the model has loaded.
-    configlib.check_resume(Path(args.out) / CONFIG_NAME, cfg, force=args.force)
     share = launch_share(args)
     if share is None:
         return 0
-    shard, together = share
+    with hold_folder(args.out, shard=share[0]):  # one writer per shard, before the model loads
+        stats = _sample(args, cfg, *share)
+        skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
+        print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "
+              f"{stats['queries_resumed']} resumed, {stats['queries_too_long']} too long for the context"
+              f"{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "
+              f"{stats['generated_tokens']} tokens in {stats['seconds']:.1f}s ({stats['tokens_per_s']:.0f} tok/s, "
+              f"{stats['queries_per_min']:.1f} queries/min)")
+        if args.answers and stats["merged_here"]:
+            from genius.sampling.signal import write_signal
+
+            print(write_signal(Path(args.out), Path(args.answers))["headline"])
+    return 0
+
+
+def _sample(args: argparse.Namespace, cfg: SampleConfig, shard: tuple[int, int] | None, together: bool) -> dict:
+    """Check everything a refused resume or bad input would stop, then load the model and sample."""
+    from pathlib import Path
+
+    from genius import config as configlib
+    from genius.commands._common import engine_from_args
+    from genius.errors import UserError
+    from genius.sampling import run_sample
+    from genius.sampling.runner import CONFIG_NAME, check_inputs, sample_inputs
+
+    # A folder started with other settings is refused now, not after the model has loaded.
+    configlib.check_resume(Path(args.out) / CONFIG_NAME, cfg, force=args.force)
     queries = load_queries_from_args(args)
     if not queries.queries:
-        from genius.errors import UserError
-
         raise UserError(f"{args.queries}: no usable queries ({dict(queries.counts)})")
+    inputs = sample_inputs(args.model, args.queries, args.split)
+    check_inputs(Path(args.out), inputs, force=args.force)  # another model or other queries: refused now
     if args.answers:  # a bad key fails now, not after the sampling
         from genius.sampling.signal import read_answer_key
 
         read_answer_key(Path(args.answers))
     engine = engine_from_args(args, cfg, max_batch_size=cfg.batch_sequences)
-    stats = run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard,
-                       together=together, progress=not args.no_progress)
-    skipped = {k: v for k, v in stats["input"].items() if k not in ("read", "loaded") and v}
-    print(f"genius sample: {stats['queries']} queries in {args.out} ({stats['queries_this_run']} now, "
-          f"{stats['queries_resumed']} resumed, {stats['queries_too_long']} too long for the context"
-          f"{', skipped ' + str(skipped) if skipped else ''}), {stats['pairs']} pairs, "
-          f"{stats['generated_tokens']} tokens in {stats['seconds']:.1f}s ({stats['tokens_per_s']:.0f} tok/s, "
-          f"{stats['queries_per_min']:.1f} queries/min)")
-    if args.answers and stats["merged_here"]:
-        from genius.sampling.signal import write_signal
-
-        print(write_signal(Path(args.out), Path(args.answers))["headline"])
-    return 0
+    return run_sample(cfg, queries, args.out, engine, force=args.force, shard=shard, together=together,
+                      progress=not args.no_progress, inputs=inputs)

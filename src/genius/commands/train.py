@@ -46,8 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from genius.commands._common import config_from_args
+    from genius.lock import hold_folder
+    from genius.ranks import Ranks
     from genius.training import TrainConfig, run_train
 
     cfg = config_from_args(TrainConfig, args, args.config)
-    run_train(cfg, args.out, resume=args.resume, force=args.force)
+    # Every process of a launch holds its own shard of the folder: a second launch is refused.
+    with hold_folder(args.out, Ranks.from_env().lock_shard):
+        run_train(cfg, args.out, resume=args.resume, force=args.force)
     return 0

@@ -10,14 +10,70 @@ candidate gives no pair.
 Each side carries how its response finished (``chosen_finish``/``rejected_finish``: eos, stop,
 or length when a token budget or the context cut it); with ``unfinished: drop`` (the default) a
 pair with a cut side is left out, and ``unfinished_pairs`` counts what was left out.
+
+``check_tree`` tells a tree record that lacks a field these functions read (a hand-made or
+damaged trees file) in one line naming the file, line and field, before any of them runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from genius.errors import UserError
 from genius.sampling.config import SampleConfig
 from genius.sampling.scoring import choose_pair, rng_for
+
+_NUMBER = (int, float)
+_NUMBER_OR_NULL = (int, float, type(None))  # a NaN advantage is written as null
+# What the readers of a tree (pairs, summaries, merge) take from it, and the JSON type of each.
+TREE_FIELDS: dict[str, Any] = {"query_id": str, "index": int, "messages": list, "steps": list, "ended": bool,
+                               "generated_tokens": dict}
+TOKEN_FIELDS: dict[str, Any] = {"step": int, "rollout": int}
+STEP_FIELDS: dict[str, Any] = {"k": int, "beams": list, "candidates": list, "mean_A": _NUMBER_OR_NULL}
+BEAM_FIELDS: dict[str, Any] = {"text": str}
+CANDIDATE_FIELDS: dict[str, Any] = {"parent": int, "step": str, "rollout": str, "score": _NUMBER,
+                                    "A": _NUMBER_OR_NULL, "ended": bool, "step_finish": str}
+
+
+def check_tree(tree: dict, loc: str) -> dict:
+    """``tree`` when it holds every field the readers take (a tree record of genius sample), else
+    a UserError naming ``loc`` (``file:line:``) and the first field missing or of the wrong type."""
+    _check_fields(tree, TREE_FIELDS, loc, "")
+    _check_fields(tree["generated_tokens"], TOKEN_FIELDS, loc, "generated_tokens.")
+    for i, step in enumerate(tree["steps"]):
+        _check_fields(step, STEP_FIELDS, loc, f"steps[{i}].")
+        for j, beam in enumerate(step["beams"]):
+            _check_fields(beam, BEAM_FIELDS, loc, f"steps[{i}].beams[{j}].")
+        for j, cand in enumerate(step["candidates"]):
+            name = f"steps[{i}].candidates[{j}]."
+            _check_fields(cand, CANDIDATE_FIELDS, loc, name)
+            if not 0 <= cand["parent"] < len(step["beams"]):
+                raise UserError(f"{loc} field '{name}parent': {cand['parent']} names no beam of the step "
+                                f"(it has {len(step['beams'])}); expected a tree record written by genius sample")
+    return tree
+
+
+def _check_fields(record: Any, fields: dict[str, Any], loc: str, prefix: str) -> None:
+    if not isinstance(record, dict):
+        raise UserError(f"{loc} field '{prefix.rstrip('.')}': expected an object, got {type(record).__name__}")
+    for name, kind in fields.items():
+        if name not in record:
+            raise UserError(f"{loc} field '{prefix}{name}' missing: expected a tree record written by genius sample")
+        value = record[name]
+        # JSON true/false are ints to Python: a bool passes only where a bool is expected.
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise UserError(f"{loc} field '{prefix}{name}': expected {_kind_name(kind)}, "
+                            f"got {type(value).__name__}")
+
+
+def _kind_name(kind: Any) -> str:
+    names = {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "true or false"}
+    if kind is _NUMBER:
+        return "a number"
+    if kind is _NUMBER_OR_NULL:
+        return "a number or null"
+    return names[kind]
 
 
 def candidate_response(step: dict, cand: dict) -> str:

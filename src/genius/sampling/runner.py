@@ -4,15 +4,28 @@ Files (``<s>`` is empty for a one-machine run, ``.<i>-of-<n>`` for shard i of n)
 
 - ``trees<s>.jsonl``: one foresight tree per query, appended (and fsynced) as each query ends;
 - ``pairs<s>.jsonl``: its preference pairs, appended right after the tree;
-- ``stats<s>.json``: counts, tokens, speed and advantage quantiles;
-- ``sample_config.yaml``: the settings, checked on resume.
+- ``stats<s>.json``: counts, tokens, speed and advantage quantiles (``queries``: the trees in
+  ``trees<s>.jsonl`` when the shard finished, which the merge checks the file against);
+- ``sample_config.yaml``: the settings, checked on resume;
+- ``sample_inputs.yaml``: what the run samples from beyond its settings (``SampleInputs``),
+  checked on resume by the same rule as the settings (a run resumed with another model or other
+  queries would mix them into one run): the model spec (a local folder as its real path) and
+  the query source (a file by name + sha256 of its bytes, its path free to change; a hub dataset
+  by id + split). Written by ``genius sample``; ``--force`` goes on with the new ones and records
+  them.
 
 A rerun of the same command reads the trees written so far (a torn last line, the trace of a
 SIGKILL, is dropped), rebuilds the pairs file from them (so a kill between a tree and its pairs
 loses nothing and duplicates nothing) and samples only the queries not done yet. Shard i of n takes
 the queries whose index is i modulo n; once all shards are done they are merged, once (the rule
 of ``genius.ranks``), into ``trees.jsonl`` / ``pairs.jsonl`` / ``stats.json`` in query order
-(``genius merge`` does the same by hand). What a query samples does not depend on its shard.
+(``genius merge`` does the same by hand). What a query samples does not depend on its shard. A
+shard file holding fewer trees than its stats recorded (emptied or cut by a crash) is refused:
+nothing is merged until that shard is run again.
+
+Every reader goes through ``genius.io`` and ``genius.sampling.pairs.check_tree``: bytes that are not
+UTF-8, a line that is not JSON or a tree record without a field it needs are one line naming the
+file, the line (and byte offset, or field).
 
 A query whose prompt leaves the engine's context no room for a step (``search.has_room``) is
 skipped before any generation: counted in stats (``queries_too_long``, with the first ids) and
@@ -27,29 +40,32 @@ the queries written and the tokens generated per second; tqdm adds the rate and 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from tqdm import tqdm
 
 from genius import config as configlib
+from genius.config import may_change
 from genius.engines import engine_name
 from genius.engines.base import Engine
-from genius.errors import UserError
-from genius.io import JsonlAppender, atomic_writer, dumps, read_json, truncate_torn_tail, write_json
+from genius.errors import UserError, where
+from genius.io import (JsonlAppender, atomic_writer, dumps, iter_jsonl, iter_jsonl_offsets, read_json, sha256_file,
+                       truncate_torn_tail, write_json)
 from genius.queries import Query, QuerySet
 from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
 from genius.sampling.config import SampleConfig
-from genius.sampling.pairs import pairs_for_tree, unfinished_pairs
+from genius.sampling.pairs import check_tree, pairs_for_tree, unfinished_pairs
 from genius.sampling.scoring import quantiles
 from genius.sampling.search import QuerySearch, advance
 
 CONFIG_NAME = "sample_config.yaml"
+INPUTS_NAME = "sample_inputs.yaml"
 TOO_LONG_IDS_KEPT = 20
 """How many ids of over-long queries stats.json lists (the count is always whole)."""
 BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} query-steps "
@@ -57,59 +73,122 @@ BAR_FORMAT = ("{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total_fmt} query-steps
 """tqdm's default bar with the count to one decimal: steps advance in fractions as sequences finish."""
 
 
-def check_config(run_dir: Path, cfg: SampleConfig, force: bool) -> None:
-    """Refuse a resume whose settings differ (genius.config.check_resume; unless forced), then
-    write the config copy. Called once the inputs (queries, engine) are checked."""
+@dataclass(frozen=True)
+class SampleInputs:
+    """What a run samples from beyond its settings (``sample_inputs.yaml``): a resume with another
+    model or other queries would mix them into one run, so it must match (the one resume rule)."""
+
+    model: str
+    """The model spec (a local folder as its real path)."""
+    queries: str
+    """The query file's name (the default query ids, <stem>-<line>, are made of it) or the hub dataset id."""
+    queries_sha256: str | None = None
+    """sha256 of the query file's bytes (None: a hub dataset)."""
+    split: str | None = None
+    """The split of a hub dataset (None: a file)."""
+    queries_path: str | None = may_change(None)
+    """Where the query file is now: the same bytes under the same name are the same queries wherever
+    the file has moved."""
+
+
+def sample_inputs(model: str, queries: str | Path, split: str = "train") -> SampleInputs:
+    """The inputs of a run on ``model`` and the query file or hub dataset ``queries``."""
+    folder = Path(model).expanduser()
+    spec = str(folder.resolve()) if folder.is_dir() else model
+    path = Path(queries).expanduser()
+    if path.is_file():
+        return SampleInputs(model=spec, queries=path.name, queries_sha256=sha256_file(path),
+                            queries_path=str(path.resolve()))
+    return SampleInputs(model=spec, queries=str(queries), split=split)
+
+
+def check_inputs(run_dir: Path, inputs: SampleInputs, *, force: bool = False) -> None:
+    """Refuse to resume ``run_dir`` with another model or other queries than its recorded inputs
+    (none recorded: a fresh run, or one sampled before they were, goes on). Writes nothing."""
+    configlib.check_resume(run_dir / INPUTS_NAME, inputs, force=force,
+                           hint=", or pass --force to go on with the new ones (their trees join the old ones)")
+
+
+def check_config(run_dir: Path, cfg: SampleConfig, force: bool, inputs: SampleInputs | None = None) -> None:
+    """Refuse a resume whose settings or inputs differ (genius.config.check_resume; unless
+    forced), then write the config copy and the inputs. Called once the inputs (queries, engine)
+    are checked."""
     path = run_dir / CONFIG_NAME
     configlib.check_resume(path, cfg, force=force)
+    if inputs is not None:
+        check_inputs(run_dir, inputs, force=force)
     configlib.save(cfg, path)
+    if inputs is not None:
+        configlib.save(inputs, run_dir / INPUTS_NAME)
 
 
 def iter_trees(path: Path) -> Iterator[dict]:
-    """Stream a trees file (after dropping a torn last line)."""
-    if not path.is_file():
+    """Stream the records of a trees file (after dropping a torn last line); nothing when it is
+    absent. Their fields are not checked (a reader of a few fields takes what it needs):
+    ``checked_trees`` gives trees with every field the pairs, the stats and the merge read."""
+    for _, _, record in _records(path):
+        yield record
+
+
+def checked_trees(path: Path) -> Iterator[dict]:
+    """``iter_trees`` with each record checked (genius.sampling.pairs.check_tree): a record without
+    a field the pairs, the stats or the merge read is one line naming file, line and field."""
+    for _, _, tree in _indexed_trees(path):
+        yield tree
+
+
+def _records(path: Path) -> Iterator[tuple[int, int, dict]]:
+    if not path.exists():
         return
-    truncate_torn_tail(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{lineno}: not valid JSON ({e.msg}); the trees file is damaged") from None
+    if path.is_file():
+        truncate_torn_tail(path)
+    yield from iter_jsonl_offsets(path)
 
 
-def rewrite_pairs(trees_path: Path, pairs_path: Path, cfg: SampleConfig) -> int:
-    """pairs file := the pairs of every tree in the trees file (atomically); returns the count."""
-    count = 0
+def _indexed_trees(path: Path) -> Iterator[tuple[int, int, dict]]:
+    """(line number, byte offset, tree) of every tree record of a trees file, each checked."""
+    for lineno, offset, record in _records(path):
+        yield lineno, offset, check_tree(record, where(path, lineno))
+
+
+def rewrite_pairs(trees_path: Path, pairs_path: Path, cfg: SampleConfig,
+                  check: Callable[[int, int], None] | None = None) -> int:
+    """pairs file := the pairs of every tree in the trees file (atomically); returns the count.
+    ``check(trees, pairs)`` sees the counts before the file is replaced and may refuse (raise):
+    then the old file stays as it was."""
+    count = trees = 0
     with atomic_writer(pairs_path) as f:
-        for tree in iter_trees(trees_path):
+        for tree in checked_trees(trees_path):
+            trees += 1
             for p in pairs_for_tree(tree, cfg):
                 f.write(dumps(p) + "\n")
                 count += 1
+        if check is not None:
+            check(trees, count)
     return count
 
 
 def run_sample(cfg: SampleConfig, queries: QuerySet | Sequence[Query], run_dir: str | Path, engine: Engine, *,
                force: bool = False, shard: Shard | None = None, together: bool = False,
-               progress: bool = True) -> dict:
+               progress: bool = True, inputs: SampleInputs | None = None) -> dict:
     """Sample foresight trees and pairs for ``queries`` into ``run_dir``; resume what is there.
 
     Returns the stats (also written to stats<s>.json), with ``merged_here``: whether trees.jsonl
     now holds every shard (always for a one-process run). ``shard=(i, n)`` runs the queries with
     index % n == i and the shards are merged once (genius.ranks: ``together`` when they are
     the processes of one launch); ``force`` goes on with changed settings instead of refusing.
+    ``inputs`` (``sample_inputs``): checked against the folder's recorded ones, then recorded.
     """
     cfg.validate()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    check_config(run_dir, cfg, force)
+    check_config(run_dir, cfg, force, inputs)
     suffix = shard_suffix(shard)
     start_share(run_dir, "trees", shard)
     trees_path, pairs_path = run_dir / f"trees{suffix}.jsonl", run_dir / f"pairs{suffix}.jsonl"
-    done = {t["query_id"] for t in iter_trees(trees_path)}
+    done = {t["query_id"] for t in checked_trees(trees_path)}
     if shard is not None:  # and what an earlier launch (maybe with another shard count) merged
-        done |= {t["query_id"] for t in iter_trees(run_dir / "trees.jsonl")}
+        done |= {t["query_id"] for t in checked_trees(run_dir / "trees.jsonl")}
     rewrite_pairs(trees_path, pairs_path, cfg)
     mine = [q for q in queries if owns(shard, q.index)]
     todo = [q for q in mine if q.id not in done]
@@ -180,7 +259,7 @@ def summarize(trees_path: Path, pairs_path: Path, cfg: SampleConfig) -> dict:
     """Counts and advantage quantiles over every tree and pair written so far."""
     n_trees = ended = no_steps = step_tok = roll_tok = unfinished = rollouts = cut = 0
     adv: list[float] = []
-    for tree in iter_trees(trees_path):
+    for tree in checked_trees(trees_path):
         n_trees += 1
         unfinished += unfinished_pairs(tree, cfg)
         for step in tree["steps"]:
@@ -196,14 +275,10 @@ def summarize(trees_path: Path, pairs_path: Path, cfg: SampleConfig) -> dict:
     a_w: list[float] = []
     a_l: list[float] = []
     n_pairs = 0
-    if pairs_path.is_file():
-        with pairs_path.open(encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    p = json.loads(line)
-                    n_pairs += 1
-                    a_w.append(p["A_w"] if p["A_w"] is not None else float("nan"))
-                    a_l.append(p["A_l"] if p["A_l"] is not None else float("nan"))
+    for _, p in (iter_jsonl(pairs_path) if pairs_path.exists() else ()):
+        n_pairs += 1
+        a_w.append(p["A_w"] if p.get("A_w") is not None else float("nan"))
+        a_l.append(p["A_l"] if p.get("A_l") is not None else float("nan"))
     return {
         "queries": n_trees, "pairs": n_pairs, "queries_ended_early": ended, "queries_without_steps": no_steps,
         "pairs_with_a_cut_side": unfinished, "unfinished": cfg.unfinished,
@@ -220,6 +295,25 @@ def _shard_stats(run_dir: Path, n: int) -> list[dict | None]:
         path = run_dir / f"stats{shard_suffix((i, n))}.json"
         out.append(read_json(path) if path.is_file() else None)
     return out
+
+
+def _check_shard_count(run_dir: Path, trees_path: Path, found: int) -> None:
+    """Refuse a shard file that holds fewer trees than its shard counted when it finished (its
+    stats): its records were lost (a crash emptied or cut the file), and merging it would replace
+    a whole run with a part. More is fine (a resumed shard added to it)."""
+    suffix = trees_path.name[len("trees"):-len(".jsonl")]
+    if not suffix:
+        return
+    stats_path = run_dir / f"stats{suffix}.json"
+    stats = read_json(stats_path) if stats_path.exists() else None
+    if not isinstance(stats, dict) or not stats.get("complete"):
+        return
+    recorded = stats.get("queries")
+    if isinstance(recorded, int) and found < recorded:
+        shard = suffix[1:].replace("-of-", "/")
+        raise UserError(f"{trees_path}: {found} trees, but shard {shard} recorded {recorded} when it finished "
+                        f"({stats_path.name}); nothing merged: run shard {shard} again (genius sample ... --shard "
+                        f"{shard}) to sample its missing queries")
 
 
 def find_shard_count(run_dir: Path) -> int:
@@ -249,16 +343,9 @@ def merge_shards(run_dir: str | Path, *, shards: int | None = None, allow_partia
     index: list[tuple[int, str, Path, int]] = []
     sources = [run_dir / "trees.jsonl", *sorted(run_dir.glob("trees.*-of-*.jsonl"))]
     for path in sources:
-        if not path.is_file():
-            continue
-        truncate_torn_tail(path)
-        with path.open("rb") as f:
-            offset = 0
-            for line in f:
-                if line.strip():
-                    t = json.loads(line)
-                    index.append((t["index"], t["query_id"], path, offset))
-                offset += len(line)
+        rows = [(t["index"], t["query_id"], path, offset) for _, offset, t in _indexed_trees(path)]
+        _check_shard_count(run_dir, path, len(rows))
+        index.extend(rows)
     index.sort(key=lambda row: (row[0], row[1]))
     trees_path, pairs_path = run_dir / "trees.jsonl", run_dir / "pairs.jsonl"
     seen: set[str] = set()

@@ -25,7 +25,7 @@ from typing import Any
 
 from genius.errors import UserError
 from genius.io import read_json, write_json
-from genius.models import pick_dtype, pretrained_source
+from genius.models import load_weights, pick_dtype
 from genius.training.config import TrainConfig
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -34,11 +34,8 @@ CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 def load_policy(cfg: TrainConfig, device_type: str) -> Any:
     """The starting model (weights in cfg.dtype), with LoRA adapters and gradient checkpointing
     when asked. Not moved to a device: accelerate.prepare places (or shards) it."""
-    from transformers import AutoModelForCausalLM
-
-    source, hub = pretrained_source(cfg.model)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(device_type, cfg.dtype),
-                                                 use_safetensors=True, trust_remote_code=cfg.trust_remote_code, **hub)
+    model = load_weights(cfg.model, torch_dtype=pick_dtype(device_type, cfg.dtype),
+                         trust_remote_code=cfg.trust_remote_code)
     model.config.use_cache = False
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -58,11 +55,7 @@ def load_frozen(spec: str, cfg: TrainConfig, device_type: str) -> Any:
     """A second, frozen model (a reference other than the starting model), in eval mode. Not
     moved to a device: under FSDP with cpu_ram_efficient_loading the other processes hold meta
     tensors that only the FSDP wrap fills, so reference.prepare_reference places (or shards) it."""
-    from transformers import AutoModelForCausalLM
-
-    source, hub = pretrained_source(spec)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=pick_dtype(device_type, cfg.dtype),
-                                                 use_safetensors=True, trust_remote_code=cfg.trust_remote_code, **hub)
+    model = load_weights(spec, torch_dtype=pick_dtype(device_type, cfg.dtype), trust_remote_code=cfg.trust_remote_code)
     model.requires_grad_(False)
     return model.eval()
 

@@ -7,12 +7,14 @@ a generator seeded by the item's Record ID, so every run and every machine shows
 from __future__ import annotations
 
 import csv
+import io
 import random
 from pathlib import Path
 
 from genius.errors import UserError, where
 from genius.evaluation.tasks._common import choice_text
 from genius.evaluation.tasks.base import HubSource, Item, Task
+from genius.io import read_text
 
 FORMAT = "GPQA CSV with columns 'Question', 'Correct Answer', 'Incorrect Answer 1..3' (and 'Record ID')"
 LABELS = ("A", "B", "C", "D")
@@ -37,13 +39,13 @@ def shuffled_item(row: dict, index: int, prefix: str, path: Path | str = "hub", 
 
 def _reader(prefix: str):
     def read(path: Path) -> list[Item]:
-        with path.open(encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise UserError(f"{path}: missing column(s) {', '.join(missing)}: expected {FORMAT}")
-            # Line numbers count the header as line 1.
-            return [shuffled_item(row, i, prefix, path, reader.line_num) for i, row in enumerate(reader)]
+        # Decoded whole first: bytes that are not UTF-8 are one line with the byte offset.
+        reader = csv.DictReader(io.StringIO(read_text(path, FORMAT), newline=""))
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UserError(f"{path}: missing column(s) {', '.join(missing)}: expected {FORMAT}")
+        # Line numbers count the header as line 1.
+        return [shuffled_item(row, i, prefix, path, reader.line_num) for i, row in enumerate(reader)]
     return read
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from genius.errors import UserError, where
 from genius.evaluation.tasks._common import choice_text
 from genius.evaluation.tasks.base import HubSource, Item, Task
+from genius.io import read_text
 
 FORMAT = "text, 8 lines per item: blank, answer a-d, context, question, options A-D"
 LABELS = ("A", "B", "C", "D")
@@ -23,10 +24,7 @@ def _option(line: str) -> str:
 
 
 def read(path: Path) -> list[Item]:
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text: expected {FORMAT}") from None
+    lines = read_text(path, FORMAT).split("\n")
     if lines and not lines[0].strip() == "":
         raise UserError(f"{where(path, 1)} expected a blank line: {FORMAT}")
     items = []
