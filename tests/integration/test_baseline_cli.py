@@ -142,3 +142,14 @@ def test_spin_two_rounds_trains_the_same_from_both_entry_points(long_tiny_model:
         assert {k: a[k] for k in same} == {k: b[k] for k in same} and a["loss"] == "dpo"
         assert (out / f"round{r}" / "sample" / "pairs.jsonl").read_text() == \
             (tmp_path / "run" / f"round{r}" / "sample" / "pairs.jsonl").read_text()
+
+
+def test_a_resume_with_another_query_file_is_refused(long_tiny_model: Path, corpus: Path, tmp_path: Path,
+                                                   capsys) -> None:
+    out = tmp_path / "sft"
+    assert _run("sft", long_tiny_model, corpus, out) == 0
+    other = tmp_path / "other.jsonl"
+    other.write_text(corpus.read_text().replace("plus", "and"))
+    assert _run("sft", long_tiny_model, other, out) == 2
+    assert "queries" in capsys.readouterr().err
+    assert _run("sft", long_tiny_model, other, out, "--force") == 0

@@ -99,13 +99,15 @@ def default_reference(method: str) -> Literal["initial", "previous"] | None:
 
 
 def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engine | None, out_dir: Path, *,
-          shard: Shard | None = None, together: bool = False, force: bool = False) -> Path:
+          shard: Shard | None = None, together: bool = False, force: bool = False, inputs: Any = None) -> Path:
     """Write one round of ``method``'s training data into ``out_dir``; return the data file.
 
     ``queries``: genius.queries.Query objects, or records that ``as_queries`` accepts (the
     config's system prompt is added to those). ``engine``: the current model (None only for
     sft). A rerun into the same folder with the same settings resumes. ``shard``/``together``:
-    this process's share when several build it (genius.ranks).
+    this process's share when several build it (genius.ranks). ``inputs``
+    (genius.sampling.runner.sample_inputs): the model and query file, recorded in the folder; a
+    resume with others is refused unless ``force``.
     """
     builder = get_builder(method)
     items = list(queries)
@@ -120,7 +122,7 @@ def build(method: str, cfg: BaselineConfig, queries: Iterable[Any], engine: Engi
     if builder.uses_engine and engine is None:
         raise UserError(f"{builder.name} generates with the model: an engine is required")
     return run_builder(builder.name, builder.output, builder.process, cfg, qs, engine, Path(out_dir),
-                       shard=shard, together=together, force=force)
+                       shard=shard, together=together, force=force, inputs=inputs)
 
 
 def pipeline_method(method: str) -> Callable[[Any], Path]:

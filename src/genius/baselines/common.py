@@ -156,7 +156,7 @@ def _resume_state(data_path: Path, candidates_path: Path) -> set[str]:
 
 def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig, queries: Sequence[Query],
                 engine: Engine | None, out_dir: Path, *, shard: Shard | None = None, together: bool = False,
-                force: bool = False) -> Path:
+                force: bool = False, inputs: Any = None) -> Path:
     """Run ``process`` over the queries not yet done; return the data file (pairs/sft.jsonl).
 
     ``shard=(i, n)``: only the queries at positions i mod n, into ``<output>.<i>-of-<n>.jsonl``
@@ -166,7 +166,14 @@ def run_builder(method: str, output: str, process: Process, cfg: BaselineConfig,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if inputs is not None:  # genius.sampling.runner.sample_inputs: another model or query file is refused
+        from genius.config import save
+        from genius.sampling.runner import INPUTS_NAME, check_inputs
+
+        check_inputs(out_dir, inputs, force=force)
     check_config_copy(out_dir, method, cfg, force=force)
+    if inputs is not None:
+        save(inputs, out_dir / INPUTS_NAME)
     start_share(out_dir, output, shard)
     suffix = shard_suffix(shard)
     data_path = out_dir / f"{output}{suffix}.jsonl"

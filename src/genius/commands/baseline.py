@@ -96,9 +96,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from genius.lock import hold_folder
 
+    from genius.sampling.runner import check_inputs, sample_inputs
+
+    inputs = sample_inputs(args.model, args.queries)
     with hold_folder(args.out, shard=share[0]):  # one writer per shard of the folder, before the model loads
+        check_inputs(Path(args.out), inputs, force=args.force)  # another model or query file: refused before loading
         engine = engine_from_args(args, cfg) if builder.uses_engine else None
-        build(builder.name, cfg, queries, engine, args.out, shard=share[0], together=share[1], force=args.force)
+        build(builder.name, cfg, queries, engine, args.out, shard=share[0], together=share[1], force=args.force,
+              inputs=inputs)
     return 0
 
 
