@@ -90,3 +90,18 @@ def test_paired_bootstrap() -> None:
 def test_mcnemar_exact(b: int, c: int, expected: float) -> None:
     assert mcnemar_exact(b, c) == pytest.approx(expected)
     assert mcnemar_exact(c, b) == pytest.approx(expected)  # symmetric
+
+
+def test_bootstrap_interval_of_a_mean() -> None:
+    """Constant scores: every resample has the same mean; none: the (0, 1) of no information;
+    two items 0 and 1: a resample's mean is 0, 0.5 or 1 (P = 1/4, 1/2, 1/4), so the 2.5% and
+    97.5% percentiles of 10,000 resamples are 0 and 1."""
+    from genius.evaluation.stats import bootstrap_interval
+
+    assert bootstrap_interval([0.5] * 7, rng=random.Random(0)) == (0.5, 0.5)
+    assert bootstrap_interval([], rng=random.Random(0)) == (0.0, 1.0)
+    assert bootstrap_interval([0.0, 1.0], rng=random.Random(0)) == (0.0, 1.0)
+    lo, hi = bootstrap_interval([1.0, 0.5, 0.0, 1.0] * 10, rng=random.Random(0))
+    assert 0.45 < lo < 0.625 < hi < 0.8
+    assert bootstrap_interval([1.0, 0.0] * 5, rng=random.Random(3)) == bootstrap_interval([1.0, 0.0] * 5,
+                                                                                          rng=random.Random(3))

@@ -143,7 +143,8 @@ def test_gpqa_missing_column(tmp_path: Path) -> None:
 
 
 def test_unknown_task_lists_the_known_ones() -> None:
-    with pytest.raises(UserError, match="unknown task 'nope': known tasks are aime24, arc_challenge, .*gsm8k"):
+    with pytest.raises(UserError,
+                       match="unknown task 'nope': known tasks are aime24, alpaca_eval, arc_challenge, .*gsm8k"):
         get_task("nope")
 
 

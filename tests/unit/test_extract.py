@@ -260,8 +260,8 @@ def test_registry_comparisons_follow_the_type() -> None:
     assert ANSWER_TYPES["math"].same("\\frac{1}{2}", "0.5")
     assert ANSWER_TYPES["choice"].same("b", "B") and ANSWER_TYPES["yesno"].same("Yes", "yes")
     assert ANSWER_TYPES["name"].instruction(("Ann", "Bob", "Cy")).endswith("where X is Ann, Bob or Cy.")
-    with pytest.raises(ValueError, match="unknown answer type 'code': expected one of number, math"):
-        answer_spec("code")
+    with pytest.raises(ValueError, match="unknown answer type 'sql': expected one of number, math"):
+        answer_spec("sql")
 
 
 # ------------------------------------------------------------------ never raise

@@ -131,3 +131,38 @@ def test_a_client_error_is_not_retried(tmp_path):
         assert len(server.requests) == 1
     finally:
         server.close()
+
+
+def test_records_get_the_verdict_or_the_failure_and_a_failure_is_judged_again():
+    from genius.evaluation.judge import judge_records, needs_judging
+
+    def chat(messages, *, max_tokens, top_logprobs=None):
+        if "BROKEN" in messages[1]["content"]:
+            raise JudgeError("judge down")
+        return Reply("m")  # always the first output: the two orders cancel to 0.5
+
+    records = [{"id": "a", "question": "q1", "response": "r", "meta": {"reference": "ref"}},
+               {"id": "b", "question": "BROKEN q", "response": "r", "meta": {"reference": "ref"}},
+               {"id": "c", "question": "q3", "response": "r", "meta": {"reference": "ref"},
+                "judge": {"score": 1.0}, "score": 1.0, "correct": True}]
+    out = judge_records("alpaca_eval", chat, records, max_tokens=1, parallel=2)
+    assert [r["id"] for r in out] == ["a", "b", "c"] and out[2] is records[2]  # judged before: left as it was
+    assert (out[0]["score"], out[0]["correct"], out[0]["judge"]["preferences"]) == (0.5, False, [0.0, 1.0])
+    assert (out[1]["score"], out[1]["correct"], out[1]["judge_error"]) == (None, None, "judge down")
+    assert [needs_judging(r) for r in out] == [False, True, False] and "judge" not in records[0]
+    with pytest.raises(ValueError, match="unknown judge protocol"):
+        judge_records("wildbench", chat, records, max_tokens=1)
+
+
+def test_a_local_judge_refuses_a_prompt_longer_than_its_context():
+    from genius.evaluation.judge import engine_chat
+    from genius.tiny import byte_tokenizer
+
+    class Small:
+        tokenizer, max_context = byte_tokenizer(), 64
+
+        def generate(self, prompts, params):
+            raise AssertionError("not called")
+
+    with pytest.raises(JudgeError, match="its context holds 64"):
+        engine_chat(Small())([{"role": "user", "content": "x" * 100}], max_tokens=4)

@@ -51,6 +51,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_flag(p, EvalConfig, "--data-dir", dest="data_dir", type=Path,
                     help="folder with a subfolder per task in the official formats (default: the config's, "
                          "else $GENIUS_DATA, else the hub)")
+    add_config_flags(p, EvalConfig, ("allow_code_execution", "judge_url", "judge_model", "judge_local",
+                                      "judge_max_tokens"))
+    add_config_flag(p, EvalConfig, "--judge-key-env", dest="judge_api_key_env", metavar="VAR",
+                    help="environment variable holding the judge API's key (default: OPENAI_API_KEY; never stored)")
     p.add_argument("--force", action="store_true", help="go on in an --out folder started with other settings")
 
 
@@ -80,7 +84,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         cfg.data_dir = Path(os.environ["GENIUS_DATA"])
     out = args.out or Path("runs") / "eval" / Path(cfg.model.rstrip("/")).name
     t0 = time.perf_counter()
-    results = run_eval(cfg, out, shard=share[0], together=share[1], force=args.force)
+    from genius.lock import hold_folder
+
+    with hold_folder(out, shard=share[0]):  # one writer per shard of the folder, before the model loads
+        results = run_eval(cfg, out, shard=share[0], together=share[1], force=args.force)
     if len(results) < len(cfg.tasks):
         print(f"eval: shard {share[0][0]}/{share[0][1]} done in {time.perf_counter() - t0:.0f}s; "
               f"another process merges the shards into {out}")

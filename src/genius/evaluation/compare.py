@@ -2,14 +2,20 @@
 same two folders give the same numbers everywhere.
 
 - ``load_eval_dir``: the finished tasks of an evaluation folder (``<task>/metrics.json``) with
-  each item's correctness (``<task>/samples.jsonl``);
-- ``paired_difference``: B - A over the items both evaluated, its paired bootstrap 95% interval
-  (``RESAMPLES`` resamples from ``random.Random(SEED)``) and the exact McNemar p-value;
+  each item's score (``<task>/samples.jsonl``): 1 or 0 for a checked answer (correct), the
+  judge's score in [0, 1] for a judged task (Arena-Hard, AlpacaEval; an item the judge failed on
+  or gave no verdict for is left out);
+- ``paired_difference``: B - A over the items both evaluated, of the mean score (accuracy,
+  pass@1 or win rate), its paired bootstrap 95% interval (``RESAMPLES`` resamples from
+  ``random.Random(SEED)``) and the exact McNemar p-value on the items each side won (score
+  above 0.5: correct, or preferred by the judge to the reference); with 0/1 scores that is
+  the usual McNemar on correctness;
 - ``compare_runs``: that difference per task shared by two evaluation folders.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Mapping
@@ -37,37 +43,53 @@ class Paired:
     high: float
     """The paired bootstrap 95% interval of ``diff``."""
     only_a: int
-    """Items only A got right."""
+    """Items only A got right (judged: only A's answer won)."""
     only_b: int
     p_value: float
-    """Exact McNemar, two-sided."""
+    """Exact McNemar, two-sided, on those two counts."""
+    metric: str = "accuracy"
+    """What the scores are: accuracy, pass@1 or win_rate (the task's metrics.json)."""
 
 
-def paired_difference(a: Mapping[str, bool], b: Mapping[str, bool]) -> Paired:
-    """Compare two evaluations item by item (item id -> correct) over the ids both hold."""
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> Paired:
+    """Compare two evaluations item by item (item id -> score: correct as bool or 0/1, or a
+    judge's score in [0, 1]) over the ids both hold."""
     ids = sorted(set(a) & set(b))  # sorted: the resamples do not depend on file order
     xa = [float(a[i]) for i in ids]
     xb = [float(b[i]) for i in ids]
     diff, low, high = paired_bootstrap(xa, xb, rng=random.Random(SEED), resamples=RESAMPLES)
-    only_a = sum(1 for x, y in zip(xa, xb) if x > y)
-    only_b = sum(1 for x, y in zip(xa, xb) if y > x)
+    only_a = sum(1 for x, y in zip(xa, xb) if x > 0.5 >= y)
+    only_b = sum(1 for x, y in zip(xa, xb) if y > 0.5 >= x)
     n = len(ids)
     return Paired(n=n, acc_a=sum(xa) / n if n else 0.0, acc_b=sum(xb) / n if n else 0.0, diff=diff, low=low,
                   high=high, only_a=only_a, only_b=only_b, p_value=mcnemar_exact(only_a, only_b))
 
 
+def item_scores(records: list[dict], judged: bool) -> dict[str, float]:
+    """item id -> score: the judge's for the records of a ``judged`` task (an item without one
+    is left out), else 1.0 or 0.0 for its correctness."""
+    if judged:
+        return {str(r["id"]): float(r["score"]) for r in records if r.get("score") is not None}
+    return {str(r["id"]): float(bool(r.get("correct"))) for r in records}
+
+
 def load_eval_dir(path: Path) -> dict[str, dict[str, Any]]:
-    """task -> {"accuracy", "ci", "n", "correct": {item id: bool}} of the finished tasks of one
-    evaluation folder; {} when it holds none."""
+    """task -> {"accuracy", "ci", "n", "metric", "scores": {item id: score}, "correct": {item id:
+    bool}} of the finished tasks of one evaluation folder ("accuracy" is the task's score:
+    pass@1 for code, the win rate for judged tasks, None when no item has one; "correct" is
+    score > 0.5); {} when it holds none."""
     tasks = {}
     for metrics_path in sorted(Path(path).glob("*/metrics.json")):
         m = read_json(metrics_path)
         samples = metrics_path.parent / "samples.jsonl"
-        correct = {str(r["id"]): bool(r.get("correct")) for r in read_jsonl(samples)} if samples.is_file() else {}
+        metric = str(m.get("metric", "accuracy"))
+        scores = item_scores(read_jsonl(samples), judged=metric == "win_rate") if samples.is_file() else {}
         ci = m.get("ci95") or [math.nan, math.nan]
+        accuracy = m.get("accuracy", 0.0)
         tasks[str(m.get("task", metrics_path.parent.name))] = {
-            "accuracy": float(m.get("accuracy", 0.0)), "ci": (float(ci[0]), float(ci[1])),
-            "n": int(m.get("n", len(correct))), "correct": correct}
+            "accuracy": None if accuracy is None else float(accuracy), "ci": (float(ci[0]), float(ci[1])),
+            "n": int(m.get("n", len(scores))), "metric": metric, "scores": scores,
+            "correct": {i: s > 0.5 for i, s in scores.items()}}
     return tasks
 
 
@@ -75,7 +97,7 @@ def _load_for_compare(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_dir():
         raise UserError(f"{path}: no such run folder (expected the --out folder of a genius eval run)")
     tasks = load_eval_dir(path)
-    if not any(t["correct"] for t in tasks.values()):
+    if not any(t["scores"] for t in tasks.values()):
         raise UserError(f"{path}: holds no finished task (<task>/metrics.json and <task>/samples.jsonl; "
                         "expected the --out folder of a genius eval run)")
     return tasks
@@ -86,9 +108,9 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Paired]:
     a, b = _load_for_compare(Path(run_a)), _load_for_compare(Path(run_b))
     rows = {}
     for task in sorted(set(a) & set(b)):
-        pr = paired_difference(a[task]["correct"], b[task]["correct"])
+        pr = paired_difference(a[task]["scores"], b[task]["scores"])
         if pr.n:
-            rows[task] = pr
+            rows[task] = dataclasses.replace(pr, metric=a[task]["metric"])
     if not rows:
         raise UserError(f"{run_a} and {run_b} share no task with common item ids; nothing to compare")
     return rows

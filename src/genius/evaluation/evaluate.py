@@ -6,6 +6,9 @@ Output folder::
     out_dir/<task>/samples.jsonl     one line per item: id, question, gold, response, extracted,
                                      correct, tokens (+ all samples, majority answer when samples > 1)
     out_dir/<task>/metrics.json      accuracy, 95% interval, n, n_no_answer, mean tokens, seconds
+                                     (+ per group for a task with group_by, pass@k and the
+                                     sandbox's isolation for code, the win rate for judged tasks)
+    out_dir/<task>/judge_cache.jsonl a judged task's judge replies (genius.evaluation.judge)
     out_dir/results.md               markdown table over the tasks of the run
 
 Items already in samples.jsonl are skipped, so a killed run resumes where it stopped; settings
@@ -15,6 +18,15 @@ Sharded (several processes, genius.ranks): shard i of n answers the items whose 
 i mod n into ``<task>/samples.<i>-of-<n>.jsonl``; once every shard is done they are merged,
 once, into samples.jsonl in item order, and metrics.json and results.md are written from it.
 Each item draws from its own seed, so a sharded run answers as a one-process run does.
+
+Three kinds of task go further than extraction. A task with ``group_by`` (MMLU) also gets
+metrics per group (per subject). A code task (``executes_code``: MBPP, HumanEval) is refused
+before any generation unless ``allow_code_execution``; its programs run in the sandbox and its
+accuracy is pass@1. A judged task (Arena-Hard, AlpacaEval) is answered first, for every task
+of the run; then the evaluated model is closed (unless it is the judge) and the judge scores
+each item against its reference answer (cached, failures recorded and retried by a rerun):
+``score`` 0..1, ``correct`` = the model won (score > 0.5), and the task's metric is the win
+rate with a bootstrap interval over items; ``accuracy`` holds it too, so tables show it.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +46,11 @@ from genius.config import may_change
 from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
 from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
+from genius.evaluation.judge import Chat, JudgeConfig, judge_records, make_chat, needs_judging
+from genius.evaluation.metrics import task_metrics
 from genius.evaluation.prompts import build_messages, get_preset
 from genius.evaluation.report import results_table
-from genius.evaluation.stats import majority_vote, mean_interval, pass_at_k, wilson_interval
+from genius.evaluation.stats import majority_vote
 from genius.evaluation.tasks import Item, Task, get_task
 from genius.io import JsonlAppender, atomic_write_text, dumps, read_json, read_jsonl, write_json
 from genius.models import DEFAULT_MODEL, chat_prompt_ids
@@ -82,6 +97,23 @@ class EvalConfig:
     (genius.engines.options)."""
     trust_remote_code: bool = may_change(False)
     """Allow model code from the model folder / hub (it runs foreign code)."""
+    allow_code_execution: bool = may_change(False)
+    """Run the model's programs to score code tasks (mbpp, humaneval), each in the sandbox of
+    genius.evaluation.sandbox; without it those tasks are refused."""
+    judge_url: str | None = None
+    """OpenAI-compatible API (".../v1") of the judge of judged tasks (arena_hard, alpaca_eval): a
+    hosted one, or a local ``vllm serve`` at http://127.0.0.1:8000/v1."""
+    judge_model: str | None = None
+    """The judge model's name at judge_url (None: gpt-4-1106-preview, the judge of Arena-Hard v0.1
+    and AlpacaEval 2.0)."""
+    judge_local: str | None = None
+    """Judge with this model through genius's own engine instead of a URL (embedded name or HF
+    folder; the evaluated model itself may judge)."""
+    judge_max_tokens: int | None = None
+    """Longest judgement (None: Arena-Hard's 4096 for a judge at a URL, max_new_tokens for a local
+    judge, which may not stop by itself); AlpacaEval's judge writes one token."""
+    judge_api_key_env: str = may_change("OPENAI_API_KEY")
+    """Environment variable holding the judge API's key (sent as a bearer token; never stored)."""
 
     def validate(self) -> None:
         if not self.tasks:
@@ -95,6 +127,16 @@ class EvalConfig:
             raise UserError(f"eval: samples must be >= 1, got {self.samples}")
         if self.batch_size < 1:
             raise UserError(f"eval: batch_size must be >= 1, got {self.batch_size}")
+        for task in map(get_task, self.tasks):
+            refuse_code_execution(task, self)
+        if self.judge_url and self.judge_local:
+            raise UserError("eval: judge_url and judge_local both given: a judged task has one judge, give one")
+        judged = [name for name in self.tasks if get_task(name).judge]
+        if judged and not (self.judge_url or self.judge_local):
+            raise UserError(f"eval: task(s) {', '.join(judged)} are scored by an LLM judge: pass --judge-url URL (an "
+                            "OpenAI-compatible API, with --judge-model) or --judge-local MODEL")
+        if self.judge_max_tokens is not None and self.judge_max_tokens < 1:
+            raise UserError(f"eval: judge_max_tokens must be >= 1, got {self.judge_max_tokens}")
         SamplingParams(n=self.samples, temperature=self.sampling_temperature, top_p=self.top_p,
                        max_new_tokens=self.max_new_tokens).validate()
 
@@ -103,6 +145,21 @@ class EvalConfig:
         if self.temperature is not None:
             return self.temperature
         return 0.0 if self.samples == 1 else 0.6
+
+    def judge_config(self) -> JudgeConfig:
+        """The judge of the judged tasks, from the judge_* fields."""
+        tokens = self.judge_max_tokens or (self.max_new_tokens if self.judge_local and not self.judge_url
+                                           else JudgeConfig.max_tokens)
+        return JudgeConfig(url=self.judge_url, model=self.judge_model or JudgeConfig.model,
+                           api_key_env=self.judge_api_key_env, local=self.judge_local, max_tokens=tokens)
+
+
+def refuse_code_execution(task: Task, cfg: EvalConfig) -> None:
+    """A task that runs model-written code, without the user's leave: one line saying why."""
+    if task.executes_code and not cfg.allow_code_execution:
+        raise UserError(f"eval: task {task.name} is scored by running the model's programs; pass "
+                        "--allow-code-execution to allow it (each runs in a sandbox: a subprocess with time, memory "
+                        "and CPU limits, no network where the OS allows; see genius.evaluation.sandbox)")
 
 
 def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, shard: Shard | None = None,
@@ -128,16 +185,26 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, sh
     # that would refuse the corrected rerun.
     out_dir.mkdir(parents=True, exist_ok=True)
     config_io.save(cfg, out_dir / "config.yaml")
+    from genius.engines import engine_name
+
+    label = engine_name(engine)
     results: dict[str, dict] = {}
+    judged: list[Task] = []
     try:
         for task in tasks:
-            m = evaluate_task(task, items[task.name], engine, cfg, out_dir / task.name, shard=shard, together=together)
-            if m is None:
+            task_dir = out_dir / task.name
+            if not generate_task(task, items[task.name], engine, cfg, task_dir, shard=shard, together=together):
+                continue  # another process merges this task's shards
+            if task.judge:
+                judged.append(task)  # judged once every task is answered
                 continue
-            results[task.name] = m
-            print(f"{task.name}: accuracy {100 * m['accuracy']:.1f}% "
-                  f"[{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
-                  f"{m['n_no_answer']} without an answer, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")
+            results[task.name] = _summary(finish_task(task, items[task.name], cfg, task_dir, label, shard=shard))
+        if judged:
+            if own and cfg.judge_local != cfg.model:
+                close_engine(engine)  # the judge's turn: free the evaluated model first
+                own = False
+            lent = engine if cfg.judge_local == cfg.model else None
+            results.update(_judge_tasks(judged, items, cfg, out_dir, lent, label, shard))
     finally:
         if own:
             close_engine(engine)
@@ -146,6 +213,45 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, sh
         if all(p.is_file() for p in done.values()):  # sharded: the last task merged may be another's
             table = {name: results.get(name) or read_json(p) for name, p in done.items()}
             atomic_write_text(out_dir / "results.md", results_table(table, title=f"{cfg.model} ({cfg.preset})"))
+    return results
+
+
+def _summary(m: dict) -> dict:
+    """Print a task's one-line summary; return its metrics."""
+    score = m.get("metric", "accuracy").replace("_", " ")
+    value = "-" if m["accuracy"] is None else f"{100 * m['accuracy']:.1f}%"
+    judged = f", {m['n_judge_failed']} not judged (judge failed)" if m.get("n_judge_failed") else ""
+    print(f"{m['task']}: {score} {value} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
+          f"{m['n_no_answer']} without an answer{judged}, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")
+    return m
+
+
+def _judge_tasks(tasks: list[Task], items: dict[str, list[Item]], cfg: EvalConfig, out_dir: Path,
+                 engine: Engine | None, label: str, shard: Shard | None) -> dict[str, dict]:
+    """Judge the answered items of the judged tasks and write their metrics. A local judge runs
+    on ``engine`` when it is the evaluated model (lent, not closed here), else on its own."""
+    from genius.engines import close_engine, make_engine
+
+    judge_cfg = cfg.judge_config()
+    made: list[Engine] = []
+
+    def local_engine(spec: str) -> Engine:
+        if engine is not None:
+            return engine
+        if not made:
+            made.append(make_engine(spec, engine=cfg.engine, options=cfg.engine_options, dtype=cfg.dtype,
+                                    device=cfg.device, trust_remote_code=cfg.trust_remote_code))
+        return made[0]
+
+    results = {}
+    try:
+        for task in tasks:
+            results[task.name] = _summary(finish_task(
+                task, items[task.name], cfg, out_dir / task.name, label, shard=shard,
+                judge=lambda task_dir: make_chat(judge_cfg, task_dir / "judge_cache.jsonl", local_engine)))
+    finally:
+        for e in made:
+            close_engine(e)
     return results
 
 
@@ -185,9 +291,23 @@ def _merge_samples(task_dir: Path, items: list[Item]) -> None:
 
 
 def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig, task_dir: Path, *,
-                  shard: Shard | None = None, together: bool = False) -> dict | None:
+                  shard: Shard | None = None, together: bool = False,
+                  judge: Callable[[Path], Chat] | None = None) -> dict | None:
     """Generate for this shard's items not yet answered, then (in the process that merges the
-    shards) write metrics.json and return the metrics; None in the others."""
+    shards) judge them if the task is judged (``judge``: task folder -> the judge's chat), write
+    metrics.json and return the metrics; None in the others."""
+    from genius.engines import engine_name
+
+    if not generate_task(task, items, engine, cfg, task_dir, shard=shard, together=together):
+        return None
+    return finish_task(task, items, cfg, task_dir, engine_name(engine), shard=shard, judge=judge)
+
+
+def generate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig, task_dir: Path, *,
+                  shard: Shard | None = None, together: bool = False) -> bool:
+    """Answer (and score) this shard's items not yet answered; once every shard is done, merge
+    them into samples.jsonl. Returns whether this process merged (and so finishes the task)."""
+    refuse_code_execution(task, cfg)
     preset = get_preset(cfg.preset)
     task_dir.mkdir(parents=True, exist_ok=True)
     start_share(task_dir, "samples", shard)
@@ -222,16 +342,61 @@ def evaluate_task(task: Task, items: list[Item], engine: Engine, cfg: EvalConfig
                 bar.update(max(0, len(fits) * cfg.samples - reported.count))  # what the engine did not report
             share = (time.perf_counter() - t0) / len(chunk)
             out.write_many(score_item(task, it, comps, share) for it, comps in zip(chunk, outputs))
-    if not finish_share(task_dir, "samples", shard, lambda: _merge_samples(task_dir, items), together=together):
-        return None
-    wanted = {it.id for it in items}
-    records = [r for r in read_jsonl(task_dir / "samples.jsonl") if r["id"] in wanted]
-    from genius.engines import engine_name
+    return finish_share(task_dir, "samples", shard, lambda: _merge_samples(task_dir, items), together=together)
 
-    metrics = {"task": task.name, **task_metrics(records, cfg.samples), "engine": engine_name(engine),
+
+def finish_task(task: Task, items: list[Item], cfg: EvalConfig, task_dir: Path, engine_label: str, *,
+                shard: Shard | None = None, judge: Callable[[Path], Chat] | None = None) -> dict:
+    """metrics.json of a task whose samples.jsonl holds every item (judged first, if the task
+    is, with ``judge``: task folder -> the judge's chat)."""
+    wanted = {it.id for it in items}
+    if task.judge:
+        _judge_samples(task, wanted, cfg, task_dir, judge)
+    records = [r for r in read_jsonl(task_dir / "samples.jsonl") if r["id"] in wanted]
+    metrics = {"task": task.name, **task_metrics(records, cfg.samples, task), "engine": engine_label,
                "shards": shard[1] if shard else 1}
+    if task.executes_code:
+        from genius.evaluation.sandbox import isolation
+
+        metrics["isolation"] = list(isolation())
+    if task.judge:
+        metrics.update(judge=cfg.judge_config().identity(), judge_protocol=task.judge)
     write_json(task_dir / "metrics.json", metrics)
     return metrics
+
+
+def _judge_samples(task: Task, wanted: set[str], cfg: EvalConfig, task_dir: Path,
+                   judge: Callable[[Path], Chat] | None) -> None:
+    """Judge the records of ``wanted`` not judged yet (or whose judge failed) and write them
+    back into samples.jsonl; the judge's replies stay in its cache if this is interrupted."""
+    path = task_dir / "samples.jsonl"
+    every = read_jsonl(path)
+    todo = [k for k, r in enumerate(every) if r["id"] in wanted and needs_judging(r)]
+    if not todo:
+        return
+    if judge is None:
+        raise UserError(f"eval: task {task.name} is scored by an LLM judge and no judge was given")
+    chat = judge(task_dir)
+    jc = cfg.judge_config()
+    bar = tqdm(total=len(todo), unit="item", desc=f"{task.name} (judge)", dynamic_ncols=True,
+               disable=os.environ.get("GENIUS_NO_PROGRESS") == "1")
+    with bar:
+        judged = judge_records(task.judge, chat, [every[k] for k in todo], max_tokens=jc.max_tokens,
+                               parallel=jc.parallel if jc.url else 1,
+                               progress=lambda judged: _moving(bar, judged))
+    for k, record in zip(todo, judged):
+        every[k] = record
+    atomic_write_text(path, "".join(dumps(r) + "\n" for r in every))
+    failed = sum("judge_error" in r for r in judged)
+    print(f"{task.name}: judge {jc.identity()}: {len(todo) - failed} of {len(todo)} items judged"
+          f"{f', {failed} failed (a rerun asks again)' if failed else ''}; {getattr(chat, 'calls', '?')} judge calls, "
+          f"the rest from {task_dir / 'judge_cache.jsonl'}")
+
+
+def _moving(bar: tqdm, records: Any) -> Any:
+    for record in records:
+        bar.update(1)
+        yield record
 
 
 class _Reported:
@@ -258,46 +423,20 @@ def score_item(task: Task, item: Item, completions: list[Completion], seconds: f
     scored = []
     for c in completions:
         extracted = task.extract(c.text, item)
-        scored.append({"response": c.text, "extracted": extracted, "correct": bool(task.check(extracted, item)),
-                       "tokens": len(c.token_ids),
+        # A judged answer has no correctness until the judge has seen it (genius.evaluation.judge).
+        correct = None if task.judge else bool(task.check(extracted, item))
+        scored.append({"response": c.text, "extracted": extracted, "correct": correct, "tokens": len(c.token_ids),
                        "finish_reason": "prompt_too_long" if c.stop_string == "prompt_too_long" else c.finish_reason})
     record: dict[str, Any] = {"id": item.id, "question": item.question, "gold": item.gold, **scored[0],
                               "seconds": seconds}
     if item.meta:
         record["meta"] = dict(item.meta)
-    if len(scored) > 1:
+    if len(scored) > 1 and task.judge:
+        record["samples"] = scored  # the judge scores the first response only
+    elif len(scored) > 1:
         rep = majority_vote([s["extracted"] for s in scored], task.same)
         record["samples"] = scored
         record["majority"] = scored[rep]["extracted"] if rep is not None else None
         record["majority_correct"] = scored[rep]["correct"] if rep is not None else False
         record["n_correct"] = sum(s["correct"] for s in scored)
     return record
-
-
-def task_metrics(records: list[dict], samples: int) -> dict[str, Any]:
-    """Accuracy with a 95% interval and the counts, from samples.jsonl records (pure)."""
-    n = len(records)
-    per_item = [r.get("samples") or [r] for r in records]
-    flat = [s for group in per_item for s in group]
-    metrics: dict[str, Any] = {"n": n, "samples": samples}
-    if samples == 1:
-        k = sum(bool(r["correct"]) for r in records)
-        metrics.update(accuracy=k / n if n else 0.0, n_correct=k, ci95=list(wilson_interval(k, n)), ci_method="wilson")
-    else:
-        scores = [sum(bool(s["correct"]) for s in g) / len(g) for g in per_item]
-        maj = sum(bool(r.get("majority_correct")) for r in records)
-        metrics.update(
-            accuracy=sum(scores) / n if n else 0.0, ci95=list(mean_interval(scores)), ci_method="normal over items",
-            **{f"maj@{samples}": maj / n if n else 0.0, f"maj@{samples}_ci95": list(wilson_interval(maj, n)),
-               f"pass@{samples}": (sum(pass_at_k(len(g), sum(bool(s["correct"]) for s in g), len(g))
-                                       for g in per_item) / n) if n else 0.0})
-    seconds = sum(float(r.get("seconds") or 0.0) for r in records)
-    metrics.update(
-        n_no_answer=sum(s["extracted"] is None for s in flat),
-        n_truncated=sum(s.get("finish_reason") == "length" for s in flat),
-        n_prompt_too_long=sum(s.get("finish_reason") == "prompt_too_long" for s in flat),
-        mean_tokens=sum(s["tokens"] for s in flat) / len(flat) if flat else 0.0,
-        seconds=seconds,
-        items_per_s=n / seconds if seconds > 0 else None,
-    )
-    return metrics

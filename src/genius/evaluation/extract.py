@@ -14,6 +14,12 @@ prompts and the synthetic problems all go through it. The types:
 - ``name`` (the synthetic ordering problems): one of the item's names, the first named after the
   last "answer is", else the last named anywhere (whole words).
 - ``text``: the first line after the last "answer is", its final period dropped.
+- ``code`` (MBPP, HumanEval): the program: the first fenced code block, else the text between
+  ``[BEGIN]`` and ``[DONE]`` (the MBPP prompt's markers), else the whole response when it looks
+  like code. No answer instruction: the task's prompt says how to answer. Whether it is right
+  is decided by running it (the task's check), not by comparing text.
+- ``judged`` (Arena-Hard, AlpacaEval): the whole response, judged against a reference answer by
+  an LLM judge (genius.evaluation.judge). No answer instruction.
 
 Numbers compare as numbers, math as above; the other types compare case-insensitively.
 
@@ -342,6 +348,42 @@ def same_text(a: str, b: str) -> bool:
     return a.strip().lower() == b.strip().lower()
 
 
+# -------------------------------------------------------------------------------- code, judged
+
+# A fence opens at the start of a line (so the closing fence of a block is not taken for the
+# opening of the next) and closes anywhere; an unclosed last block runs to the end.
+_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S | re.M)
+_PYTHON = ("", "python", "py", "python3")
+_BEGIN_DONE = re.compile(r"\[BEGIN\]\s*\n?(.*?)(?:\[DONE\]|\Z)", re.S)
+
+
+def extract_code(text: str) -> str | None:
+    """The program in a response: its first fenced Python (or unlabelled) code block, else the
+    text between [BEGIN] and [DONE], else the whole response when it looks like code; None
+    when there is none."""
+    for match in _FENCE.finditer(text):
+        if match.group(1).lower() in _PYTHON and match.group(2).strip():
+            return match.group(2).strip("\n")
+    match = _BEGIN_DONE.search(text)
+    if match and match.group(1).strip():
+        return match.group(1).strip("\n")
+    whole = text.strip()
+    return whole if re.search(r"^\s*(def|class|import|from)\s", whole, re.M) else None
+
+
+def same_program(a: str, b: str) -> bool:
+    """The same source up to blank lines and trailing spaces (grouping samples for maj@n)."""
+    def lines(src: str) -> list[str]:
+        return [line.rstrip() for line in src.strip().splitlines() if line.strip()]
+
+    return lines(a) == lines(b)
+
+
+def whole_response(text: str) -> str | None:
+    """A judged answer: the response itself; None when it is empty."""
+    return text.strip() or None
+
+
 # -------------------------------------------------------------------------------- the registry
 
 
@@ -380,6 +422,8 @@ ANSWER_TYPES: dict[str, AnswerSpec] = {
     "name": AnswerSpec(extract_name, same_text,
                        lambda names: f'End your response with "The answer is: X" where X is {_listed(names)}.'),
     "text": AnswerSpec(_text_only(extract_text), same_text, _fixed('End your response with "The answer is: X".')),
+    "code": AnswerSpec(_text_only(extract_code), same_program, _fixed("")),
+    "judged": AnswerSpec(_text_only(whole_response), same_text, _fixed("")),
 }
 
 

@@ -23,6 +23,13 @@ cancel position bias):
 
 The HTTP client is urllib, not the ``openai`` package: one POST with JSON is all it needs, and
 it keeps the judge free of another dependency.
+
+``judge_records`` puts a protocol's result on evaluation records (samples.jsonl lines): ``judge``
+(games and judgements, or preferences), ``score`` (0..1, None without a verdict) and ``correct``
+(score > 0.5: the model's answer won), or ``judge_error`` when the judge failed for good (such a
+record is judged again by a rerun; it is never a loss). A judge at a URL gets
+``JudgeConfig.parallel`` calls at once (Arena-Hard's gen_judgment runs 8 threads); a local
+engine answers one call at a time.
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ import json
 import math
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,6 +76,8 @@ class JudgeConfig:
     """Seconds one HTTP call may take."""
     cache: Path | None = None
     """JSONL cache of judge replies (default: judge_cache.jsonl in the evaluation folder)."""
+    parallel: int = 8
+    """Calls in flight at once to a judge at ``url`` (a local judge answers one at a time)."""
 
     def identity(self) -> str:
         """What makes two judges the same for the cache (the key is not part of it)."""
@@ -128,25 +139,35 @@ def _parse_reply(data: dict) -> Reply:
 
 
 def engine_chat(engine: Any) -> Chat:
-    """Greedy judgements from one of genius's engines (a local judge model; no log-probs)."""
+    """Greedy judgements from one of genius's engines (a local judge model; no log-probs).
+    Calls from several threads take turns: an engine generates one batch at a time."""
     from genius.engines import SamplingParams
     from genius.models import chat_prompt_ids
 
+    turn = threading.Lock()
+
     def call(messages: Messages, *, max_tokens: int, top_logprobs: int | None = None) -> Reply:
         prompt = chat_prompt_ids(engine.tokenizer, messages, "")
-        [[completion]] = engine.generate([prompt], SamplingParams(n=1, temperature=0.0, max_new_tokens=max_tokens))
+        if len(prompt) >= engine.max_context:
+            raise JudgeError(f"local judge: the judge prompt has {len(prompt)} tokens, its context holds "
+                             f"{engine.max_context}")
+        with turn:
+            [[completion]] = engine.generate([prompt], SamplingParams(n=1, temperature=0.0,
+                                                                      max_new_tokens=max_tokens))
         return Reply(completion.text)
 
     return call
 
 
 class CachedChat:
-    """A Chat whose replies are kept in a JSONL file keyed by (judge, messages, settings)."""
+    """A Chat whose replies are kept in a JSONL file keyed by (judge, messages, settings).
+    Safe to call from several threads (two threads asking the same thing may both call)."""
 
     def __init__(self, chat: Chat, identity: str, path: Path):
         self.chat, self.identity, self.path = chat, identity, path
         self.calls = 0
         self.replies: dict[str, Reply] = {}
+        self._lock = threading.Lock()
         if path.is_file():
             truncate_torn_tail(path)
             for _, r in iter_jsonl(path):
@@ -159,14 +180,17 @@ class CachedChat:
 
     def __call__(self, messages: Messages, *, max_tokens: int, top_logprobs: int | None = None) -> Reply:
         key = self.key(messages, max_tokens, top_logprobs)
-        if key not in self.replies:
+        with self._lock:
+            if key in self.replies:
+                return self.replies[key]
             self.calls += 1
-            reply = self.chat(messages, max_tokens=max_tokens, top_logprobs=top_logprobs)
+        reply = self.chat(messages, max_tokens=max_tokens, top_logprobs=top_logprobs)  # outside the lock: in parallel
+        with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with JsonlAppender(self.path) as out:  # failures raise before this: they are not cached
                 out.write({"key": key, "text": reply.text, "top_logprobs": reply.top_logprobs})
             self.replies[key] = reply
-        return self.replies[key]
+        return reply
 
 
 # --- Arena-Hard v0.1 -------------------------------------------------------------------------
@@ -302,3 +326,59 @@ def win_rate(scores: Sequence[float | None]) -> float | None:
     """Mean of the items' scores (a tie is 0.5), over the items the judge gave a verdict on."""
     valid = [s for s in scores if s is not None]
     return sum(valid) / len(valid) if valid else None
+
+
+# --- records of an evaluation ----------------------------------------------------------------
+
+PROTOCOLS: dict[str, Callable[[Chat, str, str, str, int], dict[str, Any]]] = {
+    "arena_hard": judge_arena_hard,
+    "alpaca_eval": lambda chat, question, answer, reference, max_tokens: judge_alpaca_eval(chat, question, answer,
+                                                                                           reference),
+}
+"""Protocol name -> (chat, question, the model's answer, the reference answer, max tokens) -> result."""
+
+
+def make_chat(cfg: JudgeConfig, cache: Path, local_engine: Callable[[str], Any] | None = None) -> CachedChat:
+    """The judge of ``cfg`` behind its disk cache: the URL's API, else genius's engine for
+    ``cfg.local`` (``local_engine(spec)`` builds or lends it)."""
+    if cfg.url:
+        return CachedChat(openai_chat(cfg), cfg.identity(), cache)
+    if cfg.local and local_engine is not None:
+        return CachedChat(engine_chat(local_engine(cfg.local)), cfg.identity(), cache)
+    raise UserError("judge: judged tasks need a judge: --judge-url URL (an OpenAI-compatible API, with "
+                    "--judge-model) or --judge-local MODEL (a model run by genius)")
+
+
+def needs_judging(record: dict) -> bool:
+    """Not judged yet, or the judge failed on it last time."""
+    return "judge" not in record or "judge_error" in record
+
+
+def judge_record(protocol: str, chat: Chat, record: dict, max_tokens: int) -> dict:
+    """``record`` with the judge's result on it (``judge``, ``score``, ``correct``), or with
+    ``judge_error`` when the judge failed for good; the record itself is not changed."""
+    out = {k: v for k, v in record.items() if k not in ("judge", "judge_error")}
+    reference = (record.get("meta") or {}).get("reference")
+    if not isinstance(reference, str):
+        raise ValueError(f"record {record.get('id')}: a judged record needs meta.reference (the answer it is "
+                         "judged against)")
+    try:
+        result = PROTOCOLS[protocol](chat, record["question"], record.get("response") or "", reference, max_tokens)
+    except JudgeError as e:
+        return {**out, "score": None, "correct": None, "judge_error": str(e)}
+    score = result["score"]
+    return {**out, "judge": result, "score": score, "correct": None if score is None else score > 0.5}
+
+
+def judge_records(protocol: str, chat: Chat, records: list[dict], *, max_tokens: int, parallel: int = 1,
+                  progress: Callable[[Iterable[dict]], Iterable[dict]] = lambda it: it) -> list[dict]:
+    """Every record, those that need it judged (``parallel`` at once), in the same order."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown judge protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+    todo = [k for k, r in enumerate(records) if needs_judging(r)]
+    out = list(records)
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        judged = pool.map(lambda k: judge_record(protocol, chat, records[k], max_tokens), todo)
+        for k, record in zip(todo, progress(judged)):
+            out[k] = record
+    return out

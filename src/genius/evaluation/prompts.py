@@ -10,6 +10,11 @@ assistant solution ending in the instructed answer form).
   standard MATH set), zero-shot elsewhere.
 - ``code``: the reference code, 8-shot GSM8K and 4-shot MATH.
 - ``zero-shot``: no exemplars anywhere.
+
+Code tasks (answer type ``code``) get no answer instruction: their prompt (MBPP's 3 solved
+tasks, HumanEval's signature) says how to answer. Judged tasks (Arena-Hard, AlpacaEval) are
+asked as their benchmarks ask them: the question alone as the user message, no system prompt,
+no shots, no instruction, in every preset.
 """
 
 from __future__ import annotations
@@ -107,12 +112,20 @@ def answer_instruction(task: Task, item: Item) -> str:
     return answer_spec(task.answer_type).instruction(item.labels)
 
 
+def _with_instruction(question: str, instruction: str) -> str:
+    return f"{question}\n\n{instruction}" if instruction else question
+
+
 def build_messages(task: Task, item: Item, preset: Preset) -> list[dict[str, str]]:
-    """System prompt, few-shot turns (if the preset gives the task's pool any), then the problem."""
+    """System prompt, few-shot turns (if the preset gives the task's pool any), then the problem;
+    a judged task's question alone (the judge compares it with answers written that way)."""
+    if task.answer_type == "judged":
+        return [{"role": "user", "content": item.question}]
     messages = [{"role": "system", "content": preset.system}] if preset.system else []
+    instruction = answer_instruction(task, item)
     shots = SHOT_POOLS.get(task.few_shot or "", ())[: preset.shots.get(task.few_shot or "", 0)]
     for question, solution in shots:
-        messages.append({"role": "user", "content": f"{question}\n\n{answer_instruction(task, item)}"})
+        messages.append({"role": "user", "content": _with_instruction(question, instruction)})
         messages.append({"role": "assistant", "content": solution})
-    messages.append({"role": "user", "content": f"{item.question}\n\n{answer_instruction(task, item)}"})
+    messages.append({"role": "user", "content": _with_instruction(item.question, instruction)})
     return messages

@@ -11,12 +11,21 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+_METRIC_NAMES = {"accuracy": "accuracy", "pass@1": "pass@1", "win_rate": "win rate against the reference answers"}
+_PROTOCOLS = {"arena_hard": "Arena-Hard v0.1 protocol (two games, a strong verdict counts 3 times, ties half)",
+              "alpaca_eval": "AlpacaEval 2.0 protocol (both orders, the judge's preference; raw, not "
+                             "length-controlled)"}
+
+
 def results_table(metrics: dict[str, dict], title: str = "") -> str:
-    """One row per task: n, accuracy, its 95% interval, maj@n / pass@n when sampled, no-answer
-    count, mean tokens, seconds; a last row averages the accuracies (unweighted, as the paper)."""
-    sampled = sorted({k for m in metrics.values() for k in m if k.startswith(("maj@", "pass@")) and "ci" not in k})
+    """One row per task: n, its score (accuracy; pass@1 for code; the win rate for judged tasks)
+    with the 95% interval, maj@n / pass@n when sampled, no-answer count, mean tokens, seconds; a
+    last row averages the scores (unweighted, as the paper). Below it, what the scores are when
+    not all are accuracies, and one row per task with groups (MMLU's subjects)."""
+    sampled = sorted({k for m in metrics.values() for k in m
+                      if k.startswith(("maj@", "pass@")) and "ci" not in k and k != "pass@1"})
     too_long = any(m.get("n_prompt_too_long") for m in metrics.values())
-    head = ["task", "n", "accuracy %", "95% CI", *sampled, "no answer", "truncated",
+    head = ["task", "n", "score %", "95% CI", *sampled, "no answer", "truncated",
             *(["prompt too long"] if too_long else []), "mean tokens", "seconds"]
     lines = [f"## {title}", ""] if title else []
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -27,15 +36,58 @@ def results_table(metrics: dict[str, dict], title: str = "") -> str:
                *([str(m.get("n_prompt_too_long", 0))] if too_long else []), f"{m['mean_tokens']:.0f}",
                f"{m['seconds']:.1f}"]
         lines.append("| " + " | ".join(row) + " |")
+    scored = [m["accuracy"] for m in metrics.values() if m["accuracy"] is not None]
     if len(metrics) > 1:
-        avg = sum(m["accuracy"] for m in metrics.values()) / len(metrics)
+        avg = sum(scored) / len(scored) if len(scored) == len(metrics) else None  # a task without a score: no mean
         lines.append("| average | " + " | ".join([str(sum(m["n"] for m in metrics.values())), pct(avg)]
                                                    + [""] * (len(head) - 3)) + " |")
+    lines += _score_notes(metrics) + _group_rows(metrics)
     return "\n".join(lines) + "\n"
 
 
+def _score_notes(metrics: dict[str, dict]) -> list[str]:
+    """What the score column holds, when a task's is not accuracy (and how each judge fared)."""
+    kinds: dict[str, list[str]] = {}
+    for name, m in metrics.items():
+        kinds.setdefault(m.get("metric", "accuracy"), []).append(name)
+    if set(kinds) <= {"accuracy"}:
+        return []
+    notes = ["", "score: " + "; ".join(f"{_METRIC_NAMES.get(k, k)} ({', '.join(v)})" for k, v in kinds.items())
+             + "."]
+    for name, m in metrics.items():
+        if m.get("metric") == "win_rate":
+            notes.append(f"{name}: judge {m.get('judge', '?')}, {_PROTOCOLS.get(m.get('judge_protocol'), '?')}; "
+                         f"{m['n_judged']} judged, {m['n_judge_failed']} judge failures (left out, a rerun asks "
+                         f"again), {m.get('n_no_verdict', 0)} without a verdict (left out); interval: "
+                         f"{m['ci_method']}.")
+    sandboxes: dict[tuple[str, ...], list[str]] = {}
+    for name, m in metrics.items():
+        if m.get("isolation"):
+            sandboxes.setdefault(tuple(m["isolation"]), []).append(name)
+    notes += [f"{', '.join(names)}: sandbox: {'; '.join(layers)}." for layers, names in sandboxes.items()]
+    return notes
+
+
+def _group_rows(metrics: dict[str, dict]) -> list[str]:
+    """Per task with groups: how many, their unweighted mean, the lowest and the highest."""
+    grouped = {name: m["groups"] for name, m in metrics.items() if m.get("groups")}
+    if not grouped:
+        return []
+    lines = ["", "| task | by | groups | mean over groups % | lowest % (n) | highest % (n) |",
+             "|---|---|---|---|---|---|"]
+    for name, g in grouped.items():
+        ranked = sorted(g["per_group"].items(), key=lambda kv: (kv[1]["accuracy"], kv[0]))
+        low, high = ranked[0], ranked[-1]
+        lines.append(f"| {name} | {g['by']} | {g['n_groups']} | {pct(g['mean_over_groups'])} | "
+                     f"{low[0]} {pct(low[1]['accuracy'])} ({low[1]['n']}) | "
+                     f"{high[0]} {pct(high[1]['accuracy'])} ({high[1]['n']}) |")
+    lines.append("(every group: metrics.json of the task, key groups.per_group)")
+    return lines
+
+
 def compare_table(rows: dict[str, Paired], name_a: str, name_b: str) -> str:
-    """One row per task of ``compare_runs``: B - A with its interval, discordant counts, McNemar p."""
+    """One row per task of ``compare_runs``: B - A with its interval, discordant counts, McNemar p
+    (for judged tasks, of win rates: see genius.evaluation.compare)."""
     head = ["task", "paired n", "A %", "B %", "B - A (pts)", "95% CI (bootstrap)", "only A right", "only B right",
             "McNemar p"]
     lines = [f"A = {name_a}", f"B = {name_b}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -44,4 +96,9 @@ def compare_table(rows: dict[str, Paired], name_a: str, name_b: str) -> str:
             task, str(r.n), pct(r.acc_a), pct(r.acc_b), f"{100 * r.diff:+.1f}",
             f"{100 * r.low:+.1f} to {100 * r.high:+.1f}", str(r.only_a), str(r.only_b), f"{r.p_value:.3g}",
         ]) + " |")
+    judged = [task for task, r in rows.items() if r.metric == "win_rate"]
+    if judged:
+        lines += ["", f"{', '.join(judged)}: win rates over the items both judged; the difference and its interval "
+                      "are of the judge's per-item scores, 'right' = the judge preferred the answer to the reference "
+                      "(score > 0.5)."]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,8 @@
 - ``mean_interval``: normal 95% interval of a mean of per-item scores (sampled accuracy);
 - ``pass_at_k``: the unbiased estimator of Chen et al. (2021);
 - ``majority_vote``: the answer most samples agree on (maj@n), with a caller-given equality;
-- ``paired_bootstrap``: interval of the difference of two paired accuracies;
+- ``bootstrap_interval``: percentile bootstrap interval of a mean of per-item scores (win rate);
+- ``paired_bootstrap``: interval of the difference of two paired accuracies (or scores);
 - ``mcnemar_exact``: exact two-sided McNemar test on the discordant pairs.
 """
 
@@ -76,6 +77,22 @@ def majority_vote(answers: Sequence[T | None], same: Callable[[T, T], bool]) -> 
     return best[0]
 
 
+def _percentiles(means: list[float], resamples: int, level: float) -> tuple[float, float]:
+    means.sort()
+    tail = (1 - level) / 2
+    return means[int(math.floor(tail * (resamples - 1)))], means[int(math.ceil((1 - tail) * (resamples - 1)))]
+
+
+def bootstrap_interval(values: Sequence[float], *, rng: random.Random, resamples: int = 10000,
+                       level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(values) (items resampled with replacement); (0, 1)
+    for no values, as ``wilson_interval`` gives for n = 0."""
+    n = len(values)
+    if n == 0:
+        return 0.0, 1.0
+    return _percentiles([sum(rng.choices(values, k=n)) / n for _ in range(resamples)], resamples, level)
+
+
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, rng: random.Random,
                      resamples: int = 10000, z_level: float = 0.95) -> tuple[float, float, float]:
     """mean(b) - mean(a) over paired items, and its percentile bootstrap interval (items resampled
@@ -87,10 +104,7 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], *, rng: random.Rand
         return 0.0, 0.0, 0.0
     d = [y - x for x, y in zip(a, b)]
     diff = sum(d) / n
-    means = sorted(sum(rng.choices(d, k=n)) / n for _ in range(resamples))
-    tail = (1 - z_level) / 2
-    lo = means[int(math.floor(tail * (resamples - 1)))]
-    hi = means[int(math.ceil((1 - tail) * (resamples - 1)))]
+    lo, hi = _percentiles([sum(rng.choices(d, k=n)) / n for _ in range(resamples)], resamples, z_level)
     return diff, lo, hi
 
 

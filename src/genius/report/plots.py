@@ -172,7 +172,8 @@ def scaling_series(points: list[EvalPoint], round_steps: dict[int, int]) -> dict
         else:
             continue
         for task, m in p.tasks.items():
-            series.setdefault(task, []).append((x, m["accuracy"]))
+            if m["accuracy"] is not None:  # a judged task without a verdict has no score
+                series.setdefault(task, []).append((x, m["accuracy"]))
     return {t: sorted(set(v)) for t, v in series.items()}
 
 

@@ -21,7 +21,8 @@ class EvalPoint:
     step: int | None
     """Training step of an intermediate checkpoint; None for the round's final model."""
     tasks: dict[str, dict[str, Any]]
-    """task -> {"accuracy", "ci", "n", "correct": {item id: bool}} (genius.evaluation.load_eval_dir)."""
+    """task -> {"accuracy", "ci", "n", "metric", "scores": {item id: 0..1}, "correct": {item id: bool}}
+    (genius.evaluation.compare.load_eval_dir)."""
 
 
 def eval_points(run_dir: Path) -> list[EvalPoint]:
@@ -39,9 +40,10 @@ def final_points(points: list[EvalPoint]) -> tuple[EvalPoint | None, EvalPoint |
     return base, (finals[-1] if finals else None)
 
 
-def pooled(point: EvalPoint) -> dict[str, bool]:
-    """Every item of every task of an evaluation, keyed task/item."""
-    return {f"{t}/{i}": ok for t, m in point.tasks.items() for i, ok in m["correct"].items()}
+def pooled(point: EvalPoint) -> dict[str, float]:
+    """The score of every item of every task of an evaluation (correct 0/1, a judge's 0..1),
+    keyed task/item."""
+    return {f"{t}/{i}": s for t, m in point.tasks.items() for i, s in m["scores"].items()}
 
 
 def stage_times(run_dir: Path) -> list[tuple[str, float, float | None]]:

@@ -51,9 +51,21 @@ def accuracy_table(base: EvalPoint | None, trained: EvalPoint | None) -> str:
         pair_txt = share_txt = p_txt = "-"
         if base and trained and task in base.tasks and task in trained.tasks:
             pair_txt, share_txt, p_txt = _paired_cells(
-                paired_difference(base.tasks[task]["correct"], trained.tasks[task]["correct"]))
+                paired_difference(base.tasks[task]["scores"], trained.tasks[task]["scores"]))
         lines.append(f"| {task} | {n} | {b_txt} | {t_txt} | {delta} | {pair_txt} | {share_txt} | {p_txt} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _metric_notes([base, trained])) + "\n"
+
+
+def _metric_notes(points: list[EvalPoint | None]) -> list[str]:
+    """A line saying which tasks' "acc" is pass@1 or a judged win rate, when some are."""
+    by_metric: dict[str, set[str]] = {}
+    for point in filter(None, points):
+        for task, m in point.tasks.items():
+            by_metric.setdefault(m.get("metric", "accuracy"), set()).add(task)
+    names = {"win_rate": "the win rate against the reference (paired diff of the judge's scores; right = preferred "
+                         "to the reference)"}
+    other = [f"{names.get(k, k)} for {', '.join(sorted(v))}" for k, v in sorted(by_metric.items()) if k != "accuracy"]
+    return ["", "acc is " + "; ".join(other) + "."] if other else []
 
 
 def _accuracy_rows(runs: list[Path]) -> list[tuple[str, dict[str, float]]]:

@@ -3,7 +3,10 @@
 A ``Task`` knows how to get its items (a reader for its official file format plus an optional
 hub id, or a generator function for built-in problems), its answer type (its entry in
 ``genius.evaluation.extract.ANSWER_TYPES`` gives the answer instruction of the prompt, the
-extractor and the comparison) and how to check an answer.
+extractor and the comparison) and how to check an answer. Three fields change how a task is
+evaluated: ``group_by`` (metrics per value of a meta key, e.g. per MMLU subject),
+``executes_code`` (answers are run: refused without ``--allow-code-execution``) and ``judge``
+(answers are scored by an LLM judge's protocol, not checked against a gold answer).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any, Literal
 
 from genius.errors import UserError
 
-AnswerType = Literal["number", "math", "choice", "yesno", "name", "text"]
+AnswerType = Literal["number", "math", "choice", "yesno", "name", "text", "code", "judged"]
 """The keys of genius.evaluation.extract.ANSWER_TYPES."""
+JudgeProtocol = Literal["arena_hard", "alpaca_eval"]
+"""The judging protocols of genius.evaluation.judge (``PROTOCOLS``)."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,10 @@ class HubSource:
     id: str
     config: str | None
     split: str
-    to_item: Callable[[dict, int], Item]
+    to_item: Callable[[dict, int], Item] | None = None
     """Row of the hub dataset (and its index) -> Item."""
+    to_items: Callable[[list[dict]], list[Item]] | None = None
+    """All rows at once -> items, instead of ``to_item`` (ids numbered per subject, say)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,14 @@ class Task:
     """Custom extractor (response, item) -> answer; default: the one of the answer type."""
     check_fn: Callable[[str | None, Item], bool] | None = None
     """Custom correctness (extracted, item) -> bool; default: the one of the answer type."""
+    group_by: str | None = None
+    """A key of the items' ``meta``: metrics are also given per value of it (MMLU: "subject")."""
+    executes_code: bool = False
+    """Checking an answer runs model-written code (genius.evaluation.sandbox): evaluation refuses
+    the task unless code execution is allowed."""
+    judge: JudgeProtocol | None = None
+    """Answers are scored by an LLM judge with this protocol (answer type "judged"); ``meta``
+    holds the ``reference`` answer the model's is judged against."""
 
     @property
     def data_folder(self) -> str:
@@ -134,8 +149,11 @@ class Task:
                             f"(or go online to load {self.hub.id})")
         from datasets import load_dataset
 
-        rows = load_dataset(self.hub.id, self.hub.config, split=self.hub.split)
-        return [self.hub.to_item(dict(row), i) for i, row in enumerate(rows)]
+        rows = [dict(row) for row in load_dataset(self.hub.id, self.hub.config, split=self.hub.split)]
+        if self.hub.to_items is not None:
+            return self.hub.to_items(rows)
+        assert self.hub.to_item is not None, f"task {self.name}: its HubSource has neither to_item nor to_items"
+        return [self.hub.to_item(row, i) for i, row in enumerate(rows)]
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -147,6 +165,8 @@ def register_task(task: Task, *, replace: bool = False) -> Task:
         raise ValueError(f"task '{task.name}' is already registered")
     if task.generate is None and task.read is None and task.hub is None:
         raise ValueError(f"task '{task.name}' has no way to get items (read, hub or generate)")
+    if (task.answer_type == "judged") != (task.judge is not None):
+        raise ValueError(f"task '{task.name}': a judge protocol goes with answer type 'judged' and only with it")
     _REGISTRY[task.name] = task
     return task
 

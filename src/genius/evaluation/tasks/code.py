@@ -1,9 +1,10 @@
 """Code generation (paper Table 6): MBPP (Austin et al., 2021) and HumanEval (Chen et al., 2021).
 
-A response passes when its program, with the benchmark's tests appended, exits 0 in the
-sandbox (genius.evaluation.sandbox); that runs model-written code, so these tasks need
-``--allow-code-execution`` (evaluation refuses them otherwise, before generating anything).
-pass@1 is the accuracy; with several samples pass@k uses the unbiased estimator.
+A response passes when its program (answer type ``code``: genius.evaluation.extract), with the
+benchmark's tests appended, exits 0 in the sandbox (genius.evaluation.sandbox); that runs
+model-written code, so these tasks need ``--allow-code-execution`` (evaluation refuses them
+otherwise, before generating anything). pass@1 is the accuracy; with several samples pass@k
+uses the unbiased estimator.
 
 MBPP: the test split (task_ids 11-510) with the standard 3-shot prompt of the MBPP paper
 (tasks 2, 3 and 4 of the prompt split, each "[BEGIN] code [DONE]"); read from the original
@@ -28,19 +29,6 @@ MBPP_FORMAT = ("MBPP JSONL (text, code, task_id, test_setup_code, test_list) or 
 HUMANEVAL_FORMAT = "HumanEval JSONL with task_id, prompt, entry_point and test (defining check(candidate))"
 SHOT_IDS = (2, 3, 4)
 TEST_IDS = range(11, 511)
-_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.S)
-_BEGIN_DONE = re.compile(r"\[BEGIN\]\s*\n?(.*?)(?:\[DONE\]|\Z)", re.S)
-
-
-def extract_code(response: str) -> str | None:
-    """The program in a response: its first fenced code block, else the text between [BEGIN]
-    and [DONE], else the whole response when it looks like code; None when there is none."""
-    for pattern in (_FENCE, _BEGIN_DONE):
-        match = pattern.search(response)
-        if match and match.group(1).strip():
-            return match.group(1).strip("\n")
-    text = response.strip()
-    return text if re.search(r"^\s*(def|class|import|from)\s", text, re.M) else None
 
 
 # --- MBPP ------------------------------------------------------------------------------------
@@ -165,7 +153,12 @@ def _passes(build):
     def check(code: str | None, item: Item) -> bool:
         from genius.evaluation.sandbox import run_program
 
-        return code is not None and run_program(build(code, item)).passed
+        if code is None:
+            return False
+        result = run_program(build(code, item))
+        if result.status == "error":  # the machine, not the answer: scoring it 0 would hide that
+            raise UserError(f"code sandbox: could not run the program of item {item.id}: {result.stderr}")
+        return result.passed
 
     return check
 
@@ -174,13 +167,11 @@ MBPP = Task(
     name="mbpp", answer_type="code", description="MBPP test (500 problems, 3-shot prompt), pass@1",
     read=read_mbpp, files=("mbpp.jsonl", "*.dev.jsonl", "sanitized-mbpp.json", "*.dev.json", "*.jsonl"),
     format=MBPP_FORMAT, hub=HubSource("google-research-datasets/mbpp", "full", "test", _hub_mbpp),
-    instruction="", extract_fn=lambda response, item: extract_code(response), check_fn=_passes(mbpp_program),
-    executes_code=True,
+    check_fn=_passes(mbpp_program), executes_code=True,
 )
 HUMANEVAL = Task(
     name="humaneval", answer_type="code", description="HumanEval (164 functions), pass@1",
     read=read_humaneval, files=("HumanEval.jsonl", "*.jsonl"), format=HUMANEVAL_FORMAT,
     hub=HubSource("openai/openai_humaneval", None, "test", _humaneval_item),
-    instruction="", extract_fn=lambda response, item: extract_code(response), check_fn=_passes(humaneval_program),
-    executes_code=True,
+    check_fn=_passes(humaneval_program), executes_code=True,
 )

@@ -11,6 +11,7 @@
 
 The model answers each question as a plain user message (no answer format, no shots); the
 score of an item is the judge's preference for it (a tie is half), the metric the win rate.
+Each item's ``meta.reference`` is the answer it is judged against.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def read_arena_hard(path: Path) -> list[Item]:
         uid, text = _question(record, path, line)
         if uid not in baseline:
             raise UserError(f"{where(path, line, 'uid')} {uid} has no gpt-4-0314 answer in {answers_file}")
-        items.append(Item(id=uid, question=text, gold="", meta={"baseline": baseline[uid],
+        items.append(Item(id=uid, question=text, gold="", meta={"reference": baseline[uid],
                                                                  "cluster": record.get("cluster", "")}))
     return items
 
@@ -87,12 +88,11 @@ def read_alpaca_eval(path: Path) -> list[Item]:
 
 ARENA_HARD = Task(
     name="arena_hard", answer_type="judged", description="Arena-Hard v0.1 (500 questions vs gpt-4-0314), win rate",
-    read=read_arena_hard, files=("*question*.jsonl", "question.jsonl"), format=ARENA_FORMAT, instruction="",
-    judge="arena_hard",
+    read=read_arena_hard, files=("*question*.jsonl", "question.jsonl"), format=ARENA_FORMAT, judge="arena_hard",
 )
 ALPACA_EVAL = Task(
     name="alpaca_eval", answer_type="judged",
     description="AlpacaEval 2.0 (805 instructions vs gpt4_1106_preview), raw win rate",
-    read=read_alpaca_eval, files=("*gpt4_1106_preview*.json", "*.json"), format=ALPACA_FORMAT, instruction="",
+    read=read_alpaca_eval, files=("*gpt4_1106_preview*.json", "*.json"), format=ALPACA_FORMAT,
     hub=HubSource("tatsu-lab/alpaca_eval", "alpaca_eval_gpt4_baseline", "eval", _alpaca_item), judge="alpaca_eval",
 )

@@ -13,13 +13,14 @@ and ``subject``. MMLU-Pro: the hub's layout (``TIGER-Lab/MMLU-Pro``: ``question_
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any
 
 from genius.errors import UserError, where
 from genius.evaluation.tasks._common import LETTERS, choice_text, field
 from genius.evaluation.tasks.base import HubSource, Item, Task
-from genius.io import iter_jsonl, read_json
+from genius.io import iter_jsonl, read_json, read_text
 
 MMLU_FORMAT = ("MMLU CSV (official: no header, question, 4 options, answer letter; one <subject>_test.csv per "
                "subject), or the hub layout (question, subject, choices, answer 0-3) as parquet/JSON/JSONL")
@@ -40,6 +41,8 @@ def _item(uid: str, question: str, options: list[Any], gold: str, subject: str, 
 
 def _letter(answer: Any, where_: str) -> str:
     """An answer given as a letter ("C") or as an option index (2 or "2")."""
+    if answer is None or isinstance(answer, bool):
+        raise UserError(f"{where_} missing: expected the answer as a letter or an option index")
     text = str(answer).strip()
     if text.isdigit():
         index = int(text)
@@ -50,8 +53,8 @@ def _letter(answer: Any, where_: str) -> str:
 
 
 def _csv_rows(path: Path) -> list[list[str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.reader(f))
+    # Decoded whole first: bytes that are not UTF-8 are one line with the byte offset.
+    return list(csv.reader(io.StringIO(read_text(path, MMLU_FORMAT), newline="")))
 
 
 def _read_csv(path: Path) -> list[Item]:
@@ -111,13 +114,23 @@ def read_mmlu(path: Path) -> list[Item]:
             siblings = sorted(path.parent.glob("*_test.csv"))
             return [it for f in siblings for it in _read_csv(f)]
         return _read_csv(path)
+    return _mmlu_rows(_records(path), path)
+
+
+def _mmlu_rows(rows: list[tuple[int | None, dict]], path: Path | str) -> list[Item]:
+    """Rows of the hub layout -> items numbered within their subject, as the official files are
+    (so a run from the hub and one from local files share item ids)."""
     counts: dict[str, int] = {}
     items = []
-    for line, row in _records(path):
+    for line, row in rows:
         subject = str(row.get("subject") or "all") if isinstance(row, dict) else "all"
         items.append(_mmlu_row(row, counts.get(subject, 0), path, line))
         counts[subject] = counts.get(subject, 0) + 1
     return items
+
+
+def _hub_mmlu(rows: list[dict]) -> list[Item]:
+    return _mmlu_rows([(None, row) for row in rows], "hub")
 
 
 def _pro_row(row: dict, index: int, path: Path | str = "hub", line: int | None = None) -> Item:
@@ -138,7 +151,7 @@ MMLU = Task(
     name="mmlu", answer_type="choice", description="MMLU test (14,042 questions, 57 subjects, options A-D)",
     read=read_mmlu, files=("*.dev.csv", "mmlu*.csv", "data/test", "test", "*_test.csv", "*.parquet", "*.jsonl",
                            "*.json"),
-    format=MMLU_FORMAT, hub=HubSource("cais/mmlu", "all", "test", _mmlu_row), group_by="subject",
+    format=MMLU_FORMAT, hub=HubSource("cais/mmlu", "all", "test", to_items=_hub_mmlu), group_by="subject",
 )
 MMLU_PRO = Task(
     name="mmlu_pro", answer_type="choice", description="MMLU-Pro test (12,032 questions, 14 categories, options A-J)",

@@ -1,0 +1,52 @@
+"""The embedded model end to end on the general-domain and code tasks (paper Tables 2 and 6):
+4 items of MMLU, MBPP, HumanEval, Arena-Hard and AlpacaEval from ../shared/data/bench, the code
+run in the sandbox, the judged tasks judged by the embedded model itself through the local
+judge; a rerun asks nothing again. Short budgets keep it to a few minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from genius.cli import main
+from genius.io import read_jsonl
+
+pytestmark = pytest.mark.slow
+TASKS = ("mmlu", "mbpp", "humaneval", "arena_hard", "alpaca_eval")
+
+
+def test_embedded_model_on_mmlu_code_and_judged_tasks(embedded_model_dir: Path, shared_data: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval"
+    argv = ["eval", "--model", "smollm2-135m", "--tasks", ",".join(TASKS), "--limit", "4", "--data-dir",
+            str(shared_data / "bench"), "--allow-code-execution", "--judge-local", "smollm2-135m",
+            "--max-new-tokens", "48", "--judge-max-tokens", "24", "--dtype", "fp32", "--device", "cpu", "--out",
+            str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    metrics = {t: json.loads((out / t / "metrics.json").read_text()) for t in TASKS}
+    for task in TASKS:
+        assert metrics[task]["n"] == 4 and len(read_jsonl(out / task / "samples.jsonl")) == 4
+        assert f"| {task} | 4 |" in printed
+    assert metrics["mmlu"]["groups"]["by"] == "subject" and metrics["mmlu"]["groups"]["n_groups"] == 1
+    for task in ("mbpp", "humaneval"):
+        m = metrics[task]
+        assert m["metric"] == "pass@1" and m["pass@1"] == m["accuracy"] and m["isolation"]
+        assert 0 <= m["n_correct"] <= 4
+    for task in ("arena_hard", "alpaca_eval"):
+        m = metrics[task]
+        assert m["judge"] == "local=smollm2-135m" and m["n_judge_failed"] == 0
+        assert m["n_judged"] + m["n_no_verdict"] == 4
+        records = read_jsonl(out / task / "samples.jsonl")
+        assert all("judge" in r for r in records) and (out / task / "judge_cache.jsonl").is_file()
+        assert all(r["correct"] == (r["score"] > 0.5) for r in records if r["score"] is not None)
+    assert "win rate against the reference answers (arena_hard, alpaca_eval)" in (out / "results.md").read_text()
+
+    # A rerun finds every item answered and judged: nothing generated, nothing judged again.
+    before = {t: (out / t / "samples.jsonl").read_text() for t in TASKS}
+    cache = (out / "arena_hard" / "judge_cache.jsonl").read_text()
+    assert main(argv) == 0
+    assert {t: (out / t / "samples.jsonl").read_text() for t in TASKS} == before
+    assert (out / "arena_hard" / "judge_cache.jsonl").read_text() == cache
