@@ -44,7 +44,7 @@ class QueriesConfig:
 
 @dataclass
 class PipelineConfig:
-    model: str = "smollm2-135m"
+    model: str = path_field("smollm2-135m")
     """The starting model: embedded name, local HF folder or hub id."""
     run_dir: str = path_field("runs/demo")
     """Where every file of the run goes; rerunning with the same run_dir resumes."""

@@ -48,6 +48,7 @@ def test_eval_records_its_config_only_once_the_model_loaded_and_force_goes_on(ti
     _ok(capsys, [*argv, "--model", str(tiny_model_dir), "--batch-size", "1", "--limit", "3"])  # may change
     _ok(capsys, [*argv, "--model", str(tiny_model_dir), "--seed", "1", "--force"])
     assert yaml.safe_load((out / "config.yaml").read_text())["seed"] == 1
+    _ok(capsys, [*argv, "--model", f"{tiny_model_dir}/", "--seed", "1"])  # a trailing / is the same model folder
 
 
 def test_sample_refuses_a_changed_config_before_loading_the_model(tiny_model_dir, corpus, tmp_path, capsys,

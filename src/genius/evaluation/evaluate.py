@@ -42,7 +42,7 @@ from typing import Any
 from tqdm import tqdm
 
 from genius import config as config_io
-from genius.config import may_change
+from genius.config import may_change, path_field
 from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
 from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
@@ -62,7 +62,7 @@ class EvalConfig:
     the others (which items, where and how fast) are marked ``may_change``: a resumed run may
     add tasks or items and change the engine, device or batch."""
 
-    model: str = DEFAULT_MODEL
+    model: str = path_field(DEFAULT_MODEL)
     """Model spec: embedded name, local HF folder or hub id."""
     tasks: list[str] = may_change(default_factory=lambda: ["gsm8k"])
     """Task names (see ``genius eval --help`` for the list)."""

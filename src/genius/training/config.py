@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from genius.config import may_change
+from genius.config import may_change, path_field
 from genius.errors import UserError
 from genius.training.losses import DEFAULT_LOSS, LossParams, get_loss
 
@@ -30,7 +30,7 @@ class LoraSettings:
 
 @dataclass
 class TrainConfig(LossParams):
-    model: str = "smollm2-135m"
+    model: str = path_field("smollm2-135m")
     """Starting policy: embedded name, local HF folder or hub id."""
     data: Path | list[Path] | None = None
     """pairs.jsonl (chosen/rejected) or sft.jsonl (response) file(s); several are concatenated."""
@@ -39,7 +39,7 @@ class TrainConfig(LossParams):
     loss: str = DEFAULT_LOSS
     """aco, dpo, ipo, simpo, ropo, sft or dpo_nll (see genius.training.losses); its settings
     are the LossParams fields."""
-    reference_model: str | None = None
+    reference_model: str | None = path_field(None)
     """Frozen reference; default: the starting model (with LoRA: the adapter-disabled policy)."""
     reference_mode: Literal["precompute", "online"] = "precompute"
     """precompute: reference log-probs once before training, cached on disk (no second model in
