@@ -11,7 +11,6 @@ import pytest
 
 from genius.baselines import BaselineConfig, as_queries, build
 from genius.baselines.common import load_baseline_queries
-from genius.baselines import get_builder
 from genius.engines.base import Completion, SamplingParams
 from genius.errors import UserError
 from genius.io import read_jsonl

@@ -21,7 +21,6 @@ Modules: ``runs`` (what is read), ``tables`` (markdown tables), ``plots`` (figur
 from genius.report.build import build_comparison_report, build_report
 from genius.report.plots import (CURVES, advantage_bins, curves, plot_advantages, plot_comparison, plot_scaling,
                                  plot_training, scaling_series)
-from genius.report.plots import _pyplot  # noqa: F401  genius.sampling.signal draws with it
 from genius.report.runs import EvalPoint, comparison_members, eval_points, final_points, stage_times
 from genius.report.tables import accuracy_table, comparison_rows, runs_table
 
