@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from genius.evaluation.answers import ANSWER_TYPES, answer_spec
 from genius.evaluation.extract import (
-    ANSWER_TYPES,
-    answer_spec,
     extract_choice,
     extract_math,
     extract_number,

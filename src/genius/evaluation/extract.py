@@ -1,8 +1,8 @@
 """Answer extraction and correctness: pure functions on strings (no model, no I/O).
 
-``ANSWER_TYPES`` is the one registry of answer types: for each, how a problem asks for the
-answer (the instruction), how it is read from a response and how two answers compare. Tasks,
-prompts and the synthetic problems all go through it. The types:
+``genius.evaluation.answers.ANSWER_TYPES`` is the one registry of answer types built on these:
+for each, how a problem asks for the answer (the instruction), how it is read from a response and
+how two answers compare. Tasks, prompts and the synthetic problems all go through it. The types:
 - ``number`` (GSM8K): last ``\\boxed{}``, else the last "answer is", else the last number;
   numbers compare as exact rationals (commas, signs, decimals, leading zeros, ``$``/``%``).
 - ``math`` (MATH, AIME): same order, but the answer is LaTeX; it is compared numerically when
@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from fractions import Fraction
 
 # -------------------------------------------------------------------------------- boxed
@@ -382,54 +381,3 @@ def same_program(a: str, b: str) -> bool:
 def whole_response(text: str) -> str | None:
     """A judged answer: the response itself; None when it is empty."""
     return text.strip() or None
-
-
-# -------------------------------------------------------------------------------- the registry
-
-
-@dataclass(frozen=True)
-class AnswerSpec:
-    """How one answer type is asked for, read from a response and compared."""
-
-    extract: Callable[[str, Sequence[str]], str | None]
-    """(response, the item's labels: option labels or names) -> the answer; None when it gives none."""
-    same: Callable[[str, str], bool]
-    """Whether two answers (an extracted one and the gold, or two extracted ones) are the same."""
-    instruction: Callable[[Sequence[str]], str]
-    """The answer instruction that follows the problem, given the item's labels."""
-
-
-def _text_only(extract: Callable[[str], str | None]) -> Callable[[str, Sequence[str]], str | None]:
-    return lambda text, labels: extract(text)
-
-
-def _fixed(instruction: str) -> Callable[[Sequence[str]], str]:
-    return lambda labels: instruction
-
-
-def _listed(labels: Sequence[str]) -> str:
-    return ", ".join(labels[:-1]) + f" or {labels[-1]}"
-
-
-ANSWER_TYPES: dict[str, AnswerSpec] = {
-    "number": AnswerSpec(_text_only(extract_number), numbers_equal,
-                         _fixed('End your response with "The answer is: X" where X is the final number.')),
-    "math": AnswerSpec(_text_only(extract_math), math_equal, _fixed("Put your final answer within \\boxed{}.")),
-    "choice": AnswerSpec(extract_choice, same_text, lambda labels: 'End your response with "The answer is: X" where X '
-                         f"is the label of the correct option ({_listed(labels)})."),
-    "yesno": AnswerSpec(_text_only(extract_yes_no), same_text,
-                        _fixed('End your response with "The answer is: Yes" or "The answer is: No".')),
-    "name": AnswerSpec(extract_name, same_text,
-                       lambda names: f'End your response with "The answer is: X" where X is {_listed(names)}.'),
-    "text": AnswerSpec(_text_only(extract_text), same_text, _fixed('End your response with "The answer is: X".')),
-    "code": AnswerSpec(_text_only(extract_code), same_program, _fixed("")),
-    "judged": AnswerSpec(_text_only(whole_response), same_text, _fixed("")),
-}
-
-
-def answer_spec(answer_type: str) -> AnswerSpec:
-    """The registry entry of an answer type (a ValueError names the known ones)."""
-    try:
-        return ANSWER_TYPES[answer_type]
-    except KeyError:
-        raise ValueError(f"unknown answer type {answer_type!r}: expected one of {', '.join(ANSWER_TYPES)}") from None

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genius.errors import UserError
-from genius.evaluation.extract import answer_spec
+from genius.evaluation.answers import answer_spec
 from genius.evaluation.tasks.base import Item, Task
 
 SYSTEM_PROMPT = "Please solve the following problem step by step."
@@ -106,7 +106,7 @@ def get_preset(name: str) -> Preset:
 
 def answer_instruction(task: Task, item: Item) -> str:
     """The task-specific answer instruction appended to every problem: the task's own, else its
-    answer type's (genius.evaluation.extract.ANSWER_TYPES)."""
+    answer type's (genius.evaluation.answers.ANSWER_TYPES)."""
     if task.instruction:
         return task.instruction
     return answer_spec(task.answer_type).instruction(item.labels)

@@ -2,7 +2,7 @@
 
 A ``Task`` knows how to get its items (a reader for its official file format plus an optional
 hub id, or a generator function for built-in problems), its answer type (its entry in
-``genius.evaluation.extract.ANSWER_TYPES`` gives the answer instruction of the prompt, the
+``genius.evaluation.answers.ANSWER_TYPES`` gives the answer instruction of the prompt, the
 extractor and the comparison) and how to check an answer. Three fields change how a task is
 evaluated: ``group_by`` (metrics per value of a meta key, e.g. per MMLU subject),
 ``executes_code`` (answers are run: refused without ``--allow-code-execution``) and ``judge``
@@ -19,7 +19,7 @@ from typing import Any, Literal
 from genius.errors import UserError
 
 AnswerType = Literal["number", "math", "choice", "yesno", "name", "text", "code", "judged"]
-"""The keys of genius.evaluation.extract.ANSWER_TYPES."""
+"""The keys of genius.evaluation.answers.ANSWER_TYPES."""
 JudgeProtocol = Literal["arena_hard", "alpaca_eval"]
 """The judging protocols of genius.evaluation.judge (``PROTOCOLS``)."""
 
@@ -89,7 +89,7 @@ class Task:
         return self.folder or self.name
 
     def extract(self, response: str, item: Item) -> str | None:
-        from genius.evaluation.extract import answer_spec
+        from genius.evaluation.answers import answer_spec
 
         if self.extract_fn is not None:
             return self.extract_fn(response, item)
@@ -102,7 +102,7 @@ class Task:
 
     def same(self, a: str | None, b: str | None) -> bool:
         """Whether two answers are the same (correctness, and grouping votes for maj@n)."""
-        from genius.evaluation.extract import answer_spec
+        from genius.evaluation.answers import answer_spec
 
         if a is None or b is None:
             return False

@@ -3,7 +3,7 @@
 Items come from a generator, not a file: the held-out split, ``limit`` problems (default 100)
 drawn with the run's seed, so it runs offline with no data at all.
 
-The task mixes two answer types of genius.evaluation.extract.ANSWER_TYPES: an ordering problem
+The task mixes two answer types of genius.evaluation.answers.ANSWER_TYPES: an ordering problem
 (its ``meta.choices`` lists the people in the question) is answered with a ``name``, the
 arithmetic ones with a ``number``. Items are read from ``meta`` (not ``labels``) as the answer
 keys of runs (``queries/answers.jsonl``) hold them.
@@ -12,7 +12,7 @@ keys of runs (``queries/answers.jsonl``) hold them.
 from __future__ import annotations
 
 from genius import synthetic
-from genius.evaluation.extract import ANSWER_TYPES, AnswerSpec
+from genius.evaluation.answers import ANSWER_TYPES, AnswerSpec
 from genius.evaluation.tasks.base import Item, Task
 
 
