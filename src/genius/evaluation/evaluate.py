@@ -35,132 +35,24 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from genius import config as config_io
-from genius.config import may_change, path_field
 from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
-from genius.engines.options import EngineName, EngineOptions
 from genius.errors import UserError
-from genius.evaluation.judge import Chat, JudgeConfig, judge_records, make_chat, needs_judging
+from genius.evaluation.config import EvalConfig, refuse_code_execution
+from genius.evaluation.judge import Chat, judge_records, make_chat, needs_judging
 from genius.evaluation.metrics import task_metrics
 from genius.evaluation.prompts import build_messages, get_preset
 from genius.evaluation.report import results_table
 from genius.evaluation.stats import majority_vote
 from genius.evaluation.tasks import Item, Task, get_task
 from genius.io import JsonlAppender, atomic_write_text, dumps, read_json, read_jsonl, write_json
-from genius.models import DEFAULT_MODEL, chat_prompt_ids
+from genius.models import chat_prompt_ids
 from genius.ranks import Shard, finish_share, owns, shard_suffix, start_share
-
-@dataclass
-class EvalConfig:
-    """Fields that change what the model answers must match the folder's config.yaml on resume;
-    the others (which items, where and how fast) are marked ``may_change``: a resumed run may
-    add tasks or items and change the engine, device or batch."""
-
-    model: str = path_field(DEFAULT_MODEL)
-    """Model spec: embedded name, local HF folder or hub id."""
-    tasks: list[str] = may_change(default_factory=lambda: ["gsm8k"])
-    """Task names (see ``genius eval --help`` for the list)."""
-    limit: int | None = may_change(None)
-    """Evaluate only the first N items of each task (None: all)."""
-    samples: int = 1
-    """Responses per item. 1: greedy accuracy; n > 1: sampled accuracy, maj@n and pass@n."""
-    temperature: float | None = None
-    """Sampling temperature; None: 0 (greedy) for samples = 1, else 0.6 (the paper's)."""
-    top_p: float = 1.0
-    """Nucleus mass of sampling (1.0: the whole distribution)."""
-    max_new_tokens: int = 1024
-    """Token budget of each response; a response cut here usually has no answer."""
-    preset: str = "paper"
-    """Prompt protocol: paper, code (the reference code's shots) or zero-shot."""
-    data_dir: Path | None = may_change(None)
-    """Folder with one subfolder per task in the official formats (like shared/data/bench); None:
-    load each task from its hub id (online only)."""
-    seed: int = 0
-    """Seed of sampling and of generated tasks."""
-    batch_size: int = may_change(64)
-    """Items per engine.generate call."""
-    dtype: str = may_change("auto")
-    """Weights dtype: auto (bf16 where the hardware runs it fast, else fp32), bf16, fp16 or fp32."""
-    device: str = may_change("auto")
-    """cpu, cuda, cuda:1, ... (auto: cuda when available)."""
-    engine: EngineName = may_change("auto")
-    """Generation backend: hf (transformers), vllm, or auto (vllm where it is installed and a
-    GPU is there, else hf). Each engine draws its own random numbers: same settings, other samples."""
-    engine_options: EngineOptions = may_change(default_factory=EngineOptions)
-    """Engine settings: max_model_len, gpu_memory_utilization, tensor_parallel_size, enforce_eager
-    (genius.engines.options)."""
-    trust_remote_code: bool = may_change(False)
-    """Allow model code from the model folder / hub (it runs foreign code)."""
-    allow_code_execution: bool = may_change(False)
-    """Run the model's programs to score code tasks (mbpp, humaneval), each in the sandbox of
-    genius.evaluation.sandbox; without it those tasks are refused."""
-    judge_url: str | None = None
-    """OpenAI-compatible API (".../v1") of the judge of judged tasks (arena_hard, alpaca_eval): a
-    hosted one, or a local ``vllm serve`` at http://127.0.0.1:8000/v1."""
-    judge_model: str | None = None
-    """The judge model's name at judge_url (None: gpt-4-1106-preview, the judge of Arena-Hard v0.1
-    and AlpacaEval 2.0)."""
-    judge_local: str | None = None
-    """Judge with this model through genius's own engine instead of a URL (embedded name or HF
-    folder; the evaluated model itself may judge)."""
-    judge_max_tokens: int | None = None
-    """Longest judgement (None: Arena-Hard's 4096 for a judge at a URL, max_new_tokens for a local
-    judge, which may not stop by itself); AlpacaEval's judge writes one token."""
-    judge_api_key_env: str = may_change("OPENAI_API_KEY")
-    """Environment variable holding the judge API's key (sent as a bearer token; never stored)."""
-
-    def validate(self) -> None:
-        if not self.tasks:
-            raise UserError("eval: no tasks given")
-        for name in self.tasks:
-            get_task(name)
-        get_preset(self.preset)
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"eval: limit must be >= 1, got {self.limit}")
-        if self.samples < 1:
-            raise UserError(f"eval: samples must be >= 1, got {self.samples}")
-        if self.batch_size < 1:
-            raise UserError(f"eval: batch_size must be >= 1, got {self.batch_size}")
-        for task in map(get_task, self.tasks):
-            refuse_code_execution(task, self)
-        if self.judge_url and self.judge_local:
-            raise UserError("eval: judge_url and judge_local both given: a judged task has one judge, give one")
-        judged = [name for name in self.tasks if get_task(name).judge]
-        if judged and not (self.judge_url or self.judge_local):
-            raise UserError(f"eval: task(s) {', '.join(judged)} are scored by an LLM judge: pass --judge-url URL (an "
-                            "OpenAI-compatible API, with --judge-model) or --judge-local MODEL")
-        if self.judge_max_tokens is not None and self.judge_max_tokens < 1:
-            raise UserError(f"eval: judge_max_tokens must be >= 1, got {self.judge_max_tokens}")
-        SamplingParams(n=self.samples, temperature=self.sampling_temperature, top_p=self.top_p,
-                       max_new_tokens=self.max_new_tokens).validate()
-
-    @property
-    def sampling_temperature(self) -> float:
-        if self.temperature is not None:
-            return self.temperature
-        return 0.0 if self.samples == 1 else 0.6
-
-    def judge_config(self) -> JudgeConfig:
-        """The judge of the judged tasks, from the judge_* fields."""
-        tokens = self.judge_max_tokens or (self.max_new_tokens if self.judge_local and not self.judge_url
-                                           else JudgeConfig.max_tokens)
-        return JudgeConfig(url=self.judge_url, model=self.judge_model or JudgeConfig.model,
-                           api_key_env=self.judge_api_key_env, local=self.judge_local, max_tokens=tokens)
-
-
-def refuse_code_execution(task: Task, cfg: EvalConfig) -> None:
-    """A task that runs model-written code, without the user's leave: one line saying why."""
-    if task.executes_code and not cfg.allow_code_execution:
-        raise UserError(f"eval: task {task.name} is scored by running the model's programs; pass "
-                        "--allow-code-execution to allow it (each runs in a sandbox: a subprocess with time, memory "
-                        "and CPU limits, no network where the OS allows; see genius.evaluation.sandbox)")
-
 
 def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, shard: Shard | None = None,
              together: bool = False, force: bool = False) -> dict[str, dict]:
