@@ -41,3 +41,18 @@ def choice_text(stem: str, options: Sequence[str], labels: Sequence[str], contex
     body = "\n\n".join(lines)
     opts = "\n".join(f"{label}. {text.strip()}" for label, text in zip(labels, options))
     return f"{body}\n\n{opts}"
+
+
+def records(path: Path, fmt: str) -> list[tuple[int | None, dict]]:
+    """(line number or None, row) of a parquet, JSONL or JSON-list file; ``fmt`` names the
+    expected format in the error of a JSON file that is not a list."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return [(None, row) for row in pq.read_table(path).to_pylist()]
+    if path.suffix == ".jsonl":
+        return list(iter_jsonl(path))
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list of rows ({fmt})")
+    return [(None, row) for row in data]

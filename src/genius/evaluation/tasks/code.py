@@ -17,12 +17,13 @@ prompt split beside it (``*prompt*.jsonl``), or the sanitized JSON (``sanitized-
 from __future__ import annotations
 
 import re
+from functools import cache
 from pathlib import Path
 
 from genius.errors import UserError, where
-from genius.evaluation.tasks._common import field
+from genius.evaluation.tasks._common import field, records
 from genius.evaluation.tasks.base import HubSource, Item, Task
-from genius.io import iter_jsonl, read_json
+from genius.io import iter_jsonl
 
 MBPP_FORMAT = ("MBPP JSONL (text, code, task_id, test_setup_code, test_list) or sanitized JSON (prompt, code, "
                "task_id, test_imports, test_list), with the prompt split (task_ids 1-10) in the same folder")
@@ -63,29 +64,20 @@ def mbpp_program(code: str, item: Item) -> str:
     return "\n".join([item.meta.get("setup", ""), code, "", item.gold, ""])
 
 
-def _mbpp_records(path: Path) -> list[tuple[int | None, dict]]:
-    if path.suffix == ".jsonl":
-        return list(iter_jsonl(path))
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a JSON list of MBPP problems ({MBPP_FORMAT})")
-    return [(None, r) for r in data]
-
-
 def _mbpp_items(problems: list[dict], shots: list[dict]) -> list[Item]:
     return [Item(id=f"mbpp-{p['id']}", question=mbpp_question(p, shots), gold="\n".join(p["tests"]),
                  meta={"setup": p["setup"], "task_id": p["id"]}) for p in problems]
 
 
 def read_mbpp(path: Path) -> list[Item]:
-    problems = [_mbpp_problem(r, path, line) for line, r in _mbpp_records(path)]
+    problems = [_mbpp_problem(r, path, line) for line, r in records(path, MBPP_FORMAT)]
     by_id = {p["id"]: p for p in problems}
     if not all(i in by_id for i in SHOT_IDS):  # a test-split file: the prompt split lies beside it
         beside = sorted(q for q in path.parent.glob(f"*prompt*{path.suffix}") if q != path)
         if not beside:
             raise UserError(f"{path}: the MBPP prompt split (task_ids 1-10, for the 3-shot prompt) is neither in "
                             f"this file nor beside it (expected *prompt*{path.suffix} in {path.parent})")
-        by_id.update({p["id"]: p for p in (_mbpp_problem(r, beside[0], line) for line, r in _mbpp_records(beside[0]))})
+        by_id.update({p["id"]: p for p in (_mbpp_problem(r, beside[0], line) for line, r in records(beside[0], MBPP_FORMAT))})
         missing = [i for i in SHOT_IDS if i not in by_id]
         if missing:
             raise UserError(f"{beside[0]}: task_id(s) {missing} missing: the 3-shot prompt uses tasks 2, 3 and 4")
@@ -95,21 +87,17 @@ def read_mbpp(path: Path) -> list[Item]:
 
 
 def _hub_mbpp(row: dict, index: int) -> Item:
+    return _mbpp_items([_mbpp_problem(row, "hub", index)], _hub_mbpp_shots())[0]
+
+
+@cache
+def _hub_mbpp_shots() -> list[dict]:
+    """Tasks 2, 3 and 4 of the hub's prompt split, loaded once."""
     from datasets import load_dataset
 
-    shots = _hub_mbpp_shots(load_dataset)
-    return _mbpp_items([_mbpp_problem(row, "hub", index)], shots)[0]
-
-
-_SHOTS_CACHE: list[dict] = []
-
-
-def _hub_mbpp_shots(load_dataset) -> list[dict]:
-    if not _SHOTS_CACHE:
-        rows = load_dataset("google-research-datasets/mbpp", "full", split="prompt")
-        found = {r["task_id"]: _mbpp_problem(dict(r), "hub", i) for i, r in enumerate(rows)}
-        _SHOTS_CACHE.extend(found[i] for i in SHOT_IDS)
-    return _SHOTS_CACHE
+    rows = load_dataset("google-research-datasets/mbpp", "full", split="prompt")
+    found = {r["task_id"]: _mbpp_problem(dict(r), "hub", i) for i, r in enumerate(rows)}
+    return [found[i] for i in SHOT_IDS]
 
 
 # --- HumanEval -------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from genius.errors import UserError, where
-from genius.evaluation.tasks._common import LETTERS, choice_text, field
+from genius.evaluation.tasks._common import LETTERS, choice_text, field, records
 from genius.evaluation.tasks.base import HubSource, Item, Task
-from genius.io import iter_jsonl, read_json, read_text
+from genius.io import read_text
 
 MMLU_FORMAT = ("MMLU CSV (official: no header, question, 4 options, answer letter; one <subject>_test.csv per "
                "subject), or the hub layout (question, subject, choices, answer 0-3) as parquet/JSON/JSONL")
@@ -80,20 +80,6 @@ def _read_csv(path: Path) -> list[Item]:
     return items
 
 
-def _records(path: Path) -> list[tuple[int | None, dict]]:
-    """Rows of a parquet, JSON (a list) or JSONL file, with line numbers where they have them."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return [(None, row) for row in pq.read_table(path).to_pylist()]
-    if path.suffix == ".jsonl":
-        return list(iter_jsonl(path))
-    data = read_json(path)
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a JSON list of rows")
-    return [(None, row) for row in data]
-
-
 def _mmlu_row(row: dict, index: int, path: Path | str = "hub", line: int | None = None) -> Item:
     question = field(row, "question", Path(str(path)), line, fmt=MMLU_FORMAT)
     choices = field(row, "choices", Path(str(path)), line, list, MMLU_FORMAT)
@@ -114,7 +100,7 @@ def read_mmlu(path: Path) -> list[Item]:
             siblings = sorted(path.parent.glob("*_test.csv"))
             return [it for f in siblings for it in _read_csv(f)]
         return _read_csv(path)
-    return _mmlu_rows(_records(path), path)
+    return _mmlu_rows(records(path, MMLU_FORMAT), path)
 
 
 def _mmlu_rows(rows: list[tuple[int | None, dict]], path: Path | str) -> list[Item]:
@@ -144,7 +130,7 @@ def _pro_row(row: dict, index: int, path: Path | str = "hub", line: int | None =
 
 
 def read_pro(path: Path) -> list[Item]:
-    return [_pro_row(row, i, path, line) for i, (line, row) in enumerate(_records(path))]
+    return [_pro_row(row, i, path, line) for i, (line, row) in enumerate(records(path, PRO_FORMAT))]
 
 
 MMLU = Task(
