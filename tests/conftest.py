@@ -41,3 +41,56 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it sits beside the project checkout)")
     return SHARED_DATA
+
+
+class FakeOpenAI:
+    """A local OpenAI-compatible endpoint on 127.0.0.1 (real HTTP, several calls at once):
+    ``answer(body) -> (HTTP status, JSON reply)`` decides each reply; ``requests`` holds the
+    request bodies and ``auths`` their Authorization headers, in arrival order."""
+
+    def __init__(self, answer):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict] = []
+        self.auths: list[str | None] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                outer.auths.append(self.headers.get("Authorization"))
+                status, reply = answer(body)
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def openai_server():
+    """``openai_server(answer)`` starts a FakeOpenAI; every one started is closed after the test."""
+    started: list[FakeOpenAI] = []
+
+    def start(answer) -> FakeOpenAI:
+        started.append(FakeOpenAI(answer))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()

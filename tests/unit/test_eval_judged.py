@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections.abc import Callable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -52,36 +50,16 @@ def _data(root: Path) -> Path:
     return root
 
 
-class Judge:
-    """An OpenAI-compatible judge on 127.0.0.1. Arena-Hard: the answer saying GOOD is better,
-    else B (a position bias the two games cancel). AlpacaEval: log-probs 0.9 for the output
-    saying GOOD, else 0.6 for the first. ``fail``: questions containing it get HTTP 400."""
+class JudgeReplies:
+    """An OpenAI-compatible judge's replies (served by the openai_server fixture). Arena-Hard: the
+    answer saying GOOD is better, else B (a position bias the two games cancel). AlpacaEval:
+    log-probs 0.9 for the output saying GOOD, else 0.6 for the first. ``fail``: questions
+    containing it get HTTP 400."""
 
     def __init__(self, fail: str | None = None):
-        self.requests: list[dict] = []
         self.fail = fail
-        outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append(body)
-                status, reply = outer.answer(body)
-                data = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def answer(self, body: dict) -> tuple[int, dict]:
+    def __call__(self, body: dict) -> tuple[int, dict]:
         system, user = body["messages"][0]["content"], body["messages"][1]["content"]
         if self.fail is not None and self.fail in user:
             return 400, {"error": "bad request"}
@@ -97,16 +75,10 @@ class Judge:
         return 200, {"choices": [{"message": {"role": "assistant", "content": "m" if p_first >= 0.5 else "M"},
                                   "logprobs": {"content": [{"token": "m", "top_logprobs": tops}]}}]}
 
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
 
 @pytest.fixture
-def judge():
-    server = Judge()
-    yield server
-    server.close()
+def judge(openai_server):
+    return openai_server(JudgeReplies())
 
 
 class Answerer:
@@ -162,7 +134,7 @@ def test_judged_tasks_need_a_judge_and_only_one(tmp_path: Path) -> None:
     assert _cfg(tmp_path, judge_local="m", judge_max_tokens=7).judge_config().max_tokens == 7
 
 
-def test_win_rates_by_hand_and_the_cache_on_reruns(tmp_path: Path, judge: Judge) -> None:
+def test_win_rates_by_hand_and_the_cache_on_reruns(tmp_path: Path, judge) -> None:
     data, out = _data(tmp_path / "data"), tmp_path / "out"
     results = run_eval(_cfg(data, judge_url=judge.url, judge_model="judge-x"), out, engine=Answerer())
     arena, alpaca = results["arena_hard"], results["alpaca_eval"]
@@ -206,33 +178,28 @@ def test_win_rates_by_hand_and_the_cache_on_reruns(tmp_path: Path, judge: Judge)
         run_eval(_cfg(data, judge_url=judge.url, judge_model="judge-y"), out, engine=Answerer())
 
 
-def test_a_judge_that_fails_for_good_is_recorded_and_asked_again(tmp_path: Path) -> None:
+def test_a_judge_that_fails_for_good_is_recorded_and_asked_again(tmp_path: Path, openai_server) -> None:
     data, out = _data(tmp_path / "data"), tmp_path / "out"
-    failing = Judge(fail="Count to two")  # every call about u2 is refused (HTTP 400: not retried)
-    try:
-        m = run_eval(_cfg(data, tasks=["arena_hard"], judge_url=failing.url), out, engine=Answerer())["arena_hard"]
-        records = _records(out, "arena_hard")
-        assert "HTTP 400" in records[2]["judge_error"] and records[2]["score"] is None
-        assert records[2]["correct"] is None and "judge" not in records[2]
-        # left out, not a loss: the win rate is over u0, u1, u3
-        assert (m["n_judged"], m["n_judge_failed"], m["win_rate"]) == (3, 1, pytest.approx(2.5 / 3))
-        assert "1 judge failures" in (out / "results.md").read_text()
-        asked = len(failing.requests)
-        failing.fail = None  # the judge is back: a rerun asks about u2 only
-        m = run_eval(_cfg(data, tasks=["arena_hard"], judge_url=failing.url), out, engine=Answerer())["arena_hard"]
-        assert len(failing.requests) == asked + 2 and (m["n_judged"], m["n_judge_failed"]) == (4, 0)
-        assert "judge_error" not in _records(out, "arena_hard")[2] and m["win_rate"] == 0.625
-    finally:
-        failing.close()
+    replies = JudgeReplies(fail="Count to two")  # every call about u2 is refused (HTTP 400: not retried)
+    failing = openai_server(replies)
+    m = run_eval(_cfg(data, tasks=["arena_hard"], judge_url=failing.url), out, engine=Answerer())["arena_hard"]
+    records = _records(out, "arena_hard")
+    assert "HTTP 400" in records[2]["judge_error"] and records[2]["score"] is None
+    assert records[2]["correct"] is None and "judge" not in records[2]
+    # left out, not a loss: the win rate is over u0, u1, u3
+    assert (m["n_judged"], m["n_judge_failed"], m["win_rate"]) == (3, 1, pytest.approx(2.5 / 3))
+    assert "1 judge failures" in (out / "results.md").read_text()
+    asked = len(failing.requests)
+    replies.fail = None  # the judge is back: a rerun asks about u2 only
+    m = run_eval(_cfg(data, tasks=["arena_hard"], judge_url=failing.url), out, engine=Answerer())["arena_hard"]
+    assert len(failing.requests) == asked + 2 and (m["n_judged"], m["n_judge_failed"]) == (4, 0)
+    assert "judge_error" not in _records(out, "arena_hard")[2] and m["win_rate"] == 0.625
 
 
-def test_everything_failing_gives_no_score_rather_than_zero(tmp_path: Path) -> None:
-    failing = Judge(fail="")  # every request
-    try:
-        m = run_eval(_cfg(_data(tmp_path / "data"), tasks=["alpaca_eval"], judge_url=failing.url), tmp_path / "o",
-                     engine=Answerer())["alpaca_eval"]
-    finally:
-        failing.close()
+def test_everything_failing_gives_no_score_rather_than_zero(tmp_path: Path, openai_server) -> None:
+    failing = openai_server(JudgeReplies(fail=""))  # every request
+    m = run_eval(_cfg(_data(tmp_path / "data"), tasks=["alpaca_eval"], judge_url=failing.url), tmp_path / "o",
+                 engine=Answerer())["alpaca_eval"]
     assert m["win_rate"] is None and m["accuracy"] is None and m["n_judge_failed"] == 2
     assert "| alpaca_eval | 2 | - |" in (tmp_path / "o" / "results.md").read_text()
 
@@ -248,7 +215,7 @@ def test_the_evaluated_model_judges_itself_on_its_own_engine(tmp_path: Path, mon
     assert engine.judge_prompts == 8 and m["win_rate"] == 0.5 and m["judge"] == "local=scripted"
 
 
-def test_compare_and_the_run_report_give_the_same_judged_numbers(tmp_path: Path, judge: Judge,
+def test_compare_and_the_run_report_give_the_same_judged_numbers(tmp_path: Path, judge,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     data, run = _data(tmp_path / "data"), tmp_path / "run"
     write_yaml(run / "config.yaml", {"model": "tiny", "method": "genius"})

@@ -3,10 +3,7 @@ real local server (canned verdicts, a call that fails twice, the cache proven by
 
 from __future__ import annotations
 
-import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -47,90 +44,56 @@ def test_win_rate_ignores_items_without_a_verdict():
     assert win_rate([None]) is None
 
 
-class _Server:
-    """A local OpenAI-compatible endpoint: verdicts by the answer it sees, failures on request."""
+def _verdicts(fail_first: int = 0, status: int = 503):
+    """A judge's replies: the first ``fail_first`` calls fail with ``status``, then the answer
+    saying GOOD in assistant A's place wins."""
+    left = [fail_first]
 
-    def __init__(self, fail_first: int = 0, status: int = 503):
-        self.requests: list[dict] = []
-        self.fail_left, self.status = fail_first, status
-        outer = self
+    def answer(body: dict) -> tuple[int, dict]:
+        if left[0] > 0:
+            left[0] -= 1
+            return status, {"error": "busy"}
+        a_part = body["messages"][1]["content"].split("Assistant A's Answer|>")[1]
+        text = "My final verdict is [[A>B]]" if "GOOD" in a_part.split("<|The End")[0] else \
+            "My final verdict is [[B>A]]"
+        return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests.append({"body": body, "auth": self.headers.get("Authorization")})
-                if outer.fail_left > 0:
-                    outer.fail_left -= 1
-                    self.send_response(outer.status)
-                    self.end_headers()
-                    self.wfile.write(b"busy")
-                    return
-                user = body["messages"][1]["content"]
-                a_part = user.split("Assistant A's Answer|>")[1]
-                text = "My final verdict is [[A>B]]" if "GOOD" in a_part.split("<|The End")[0] else \
-                    "My final verdict is [[B>A]]"
-                reply = {"choices": [{"message": {"role": "assistant", "content": text}}]}
-                data = json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    return answer
 
 
-def test_arena_hard_over_http_with_retries_and_a_cache(tmp_path, monkeypatch):
+def test_arena_hard_over_http_with_retries_and_a_cache(tmp_path, monkeypatch, openai_server):
     monkeypatch.setenv("JUDGE_KEY", "sk-test")
-    server = _Server(fail_first=2)
-    try:
-        cfg = JudgeConfig(url=server.url, model="judge-x", api_key_env="JUDGE_KEY", backoff_s=0.0)
-        waits: list[float] = []
-        chat = CachedChat(openai_chat(cfg, sleep=waits.append), cfg.identity(), tmp_path / "cache.jsonl")
-        result = judge_arena_hard(chat, "Say hi", "GOOD answer", "plain answer", max_tokens=64)
-        assert result["games"] == ["B>A", "A>B"] and result["score"] == 1.0
-        assert len(server.requests) == 4 and waits == [0.0, 0.0]  # two failures retried, then two games
-        assert server.requests[-1]["auth"] == "Bearer sk-test"
-        assert server.requests[-1]["body"]["model"] == "judge-x" and server.requests[-1]["body"]["temperature"] == 0
+    server = openai_server(_verdicts(fail_first=2))
+    cfg = JudgeConfig(url=server.url, model="judge-x", api_key_env="JUDGE_KEY", backoff_s=0.0)
+    waits: list[float] = []
+    chat = CachedChat(openai_chat(cfg, sleep=waits.append), cfg.identity(), tmp_path / "cache.jsonl")
+    result = judge_arena_hard(chat, "Say hi", "GOOD answer", "plain answer", max_tokens=64)
+    assert result["games"] == ["B>A", "A>B"] and result["score"] == 1.0
+    assert len(server.requests) == 4 and waits == [0.0, 0.0]  # two failures retried, then two games
+    assert server.auths[-1] == "Bearer sk-test"
+    assert server.requests[-1]["model"] == "judge-x" and server.requests[-1]["temperature"] == 0
 
-        again = CachedChat(openai_chat(cfg), cfg.identity(), tmp_path / "cache.jsonl")  # a rerun
-        assert judge_arena_hard(again, "Say hi", "GOOD answer", "plain answer", max_tokens=64) == result
-        assert again.calls == 0 and len(server.requests) == 4
-        assert "sk-test" not in (tmp_path / "cache.jsonl").read_text()
-    finally:
-        server.close()
+    again = CachedChat(openai_chat(cfg), cfg.identity(), tmp_path / "cache.jsonl")  # a rerun
+    assert judge_arena_hard(again, "Say hi", "GOOD answer", "plain answer", max_tokens=64) == result
+    assert again.calls == 0 and len(server.requests) == 4
+    assert "sk-test" not in (tmp_path / "cache.jsonl").read_text()
 
 
-def test_a_judge_that_keeps_failing_is_an_error_not_a_loss(tmp_path):
-    server = _Server(fail_first=10)
-    try:
-        cfg = JudgeConfig(url=server.url, retries=2, backoff_s=0.0)
-        chat = CachedChat(openai_chat(cfg, sleep=lambda s: None), cfg.identity(), tmp_path / "cache.jsonl")
-        with pytest.raises(JudgeError, match="failed after 3 tries"):
-            judge_arena_hard(chat, "q", "a", "b", max_tokens=8)
-        assert not (tmp_path / "cache.jsonl").exists()  # nothing cached: a rerun asks again
-    finally:
-        server.close()
+def test_a_judge_that_keeps_failing_is_an_error_not_a_loss(tmp_path, openai_server):
+    server = openai_server(_verdicts(fail_first=10))
+    cfg = JudgeConfig(url=server.url, retries=2, backoff_s=0.0)
+    chat = CachedChat(openai_chat(cfg, sleep=lambda s: None), cfg.identity(), tmp_path / "cache.jsonl")
+    with pytest.raises(JudgeError, match="failed after 3 tries"):
+        judge_arena_hard(chat, "q", "a", "b", max_tokens=8)
+    assert not (tmp_path / "cache.jsonl").exists()  # nothing cached: a rerun asks again
 
 
-def test_a_client_error_is_not_retried(tmp_path):
-    server = _Server(fail_first=1, status=401)
-    try:
-        cfg = JudgeConfig(url=server.url, retries=3, backoff_s=0.0)
-        with pytest.raises(JudgeError, match="HTTP 401"):
-            openai_chat(cfg, sleep=lambda s: None)([{"role": "user", "content": "x"}], max_tokens=4)
-        assert len(server.requests) == 1
-    finally:
-        server.close()
+def test_a_client_error_is_not_retried(tmp_path, openai_server):
+    server = openai_server(_verdicts(fail_first=1, status=401))
+    cfg = JudgeConfig(url=server.url, retries=3, backoff_s=0.0)
+    with pytest.raises(JudgeError, match="HTTP 401"):
+        openai_chat(cfg, sleep=lambda s: None)([{"role": "user", "content": "x"}], max_tokens=4)
+    assert len(server.requests) == 1
 
 
 def test_records_get_the_verdict_or_the_failure_and_a_failure_is_judged_again():
