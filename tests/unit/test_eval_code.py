@@ -71,6 +71,17 @@ def test_mbpp_three_shot_prompt_and_program(tmp_path: Path) -> None:
     assert messages[-1]["content"] == q
 
 
+@linux_only
+def test_a_program_that_exits_before_its_tests_has_not_passed(tmp_path: Path) -> None:
+    task = get_task("mbpp")
+    add = task.load(_jsonl(tmp_path / "mbpp" / "mbpp.jsonl", SHOTS + TESTS).parent)[0]
+    assert task.check("def add(a, b):\n    return a + b", add)
+    # exit 0 before the asserts ran: without the marker printed after the tests this would pass
+    for early in ("import sys\ndef add(a, b):\n    return a - b\nsys.exit(0)", "import os\nos._exit(0)"):
+        assert run_program(mbpp_program(early, add), Limits(timeout_s=5)).status == "passed"
+        assert not task.check(early, add)
+
+
 def test_mbpp_test_split_file_takes_the_prompt_split_beside_it(tmp_path: Path) -> None:
     _jsonl(tmp_path / "mbpp.dev.jsonl", TESTS)
     with pytest.raises(UserError, match=r"prompt split .* neither in this file nor beside it"):

@@ -21,6 +21,15 @@ def test_a_passing_and_a_failing_program():
     assert failed.status == "failed" and "AssertionError" in failed.stderr
 
 
+def test_files_beside_it_and_the_marker_of_a_finished_run():
+    r = run_program("print(open('data.txt').read())\nprint('M')", FAST, files={"data.txt": "given"}, marker="M")
+    assert r.status == "passed" and r.stdout.startswith("given")
+    assert run_program("print('not the marker')", FAST, marker="M").status == "failed"
+    assert run_program("print('M')\nprint('after')", FAST, marker="M").status == "failed"  # the last line only
+    with pytest.raises(ValueError, match="plain name"):
+        run_program("pass", FAST, files={"../up.txt": "x"})
+
+
 def test_an_endless_loop_is_killed_at_the_time_limit():
     r = run_program("while True:\n    pass\n", Limits(timeout_s=1, cpu_s=30))
     assert r.status == "timeout" and r.seconds < 5

@@ -14,6 +14,7 @@ from genius.errors import UserError
 from genius.evaluation.judge import JudgeConfig
 from genius.evaluation.prompts import get_preset
 from genius.evaluation.tasks import Task, get_task
+from genius.evaluation.tasks.livecodebench import parse_dates, release_files
 from genius.models import DEFAULT_MODEL
 
 
@@ -59,8 +60,14 @@ class EvalConfig:
     trust_remote_code: bool = may_change(False)
     """Allow model code from the model folder / hub (it runs foreign code)."""
     allow_code_execution: bool = may_change(False)
-    """Run the model's programs to score code tasks (mbpp, humaneval), each in the sandbox of
+    """Run the model's programs to score code tasks (mbpp, humaneval, livecodebench), each in the sandbox of
     genius.evaluation.sandbox; without it those tasks are refused."""
+    livecodebench_release: str = may_change("release_latest")
+    """LiveCodeBench release: release_latest (every file), release_vN (test.jsonl..testN.jsonl),
+    vN (testN.jsonl only) or vN_vM."""
+    livecodebench_dates: str | None = may_change(None)
+    """LiveCodeBench contest dates START..END (YYYY-MM-DD, inclusive, either end open): only
+    problems published after a model's training cutoff, say 2024-08-01..; None: all."""
     judge_url: str | None = None
     """OpenAI-compatible API (".../v1") of the judge of judged tasks (arena_hard, alpaca_eval): a
     hosted one, or a local ``vllm serve`` at http://127.0.0.1:8000/v1."""
@@ -96,6 +103,8 @@ class EvalConfig:
         if judged and not (self.judge_url or self.judge_local):
             raise UserError(f"eval: task(s) {', '.join(judged)} are scored by an LLM judge: pass --judge-url URL (an "
                             "OpenAI-compatible API, with --judge-model) or --judge-local MODEL")
+        release_files(self.livecodebench_release, ())
+        parse_dates(self.livecodebench_dates)
         if self.judge_max_tokens is not None and self.judge_max_tokens < 1:
             raise UserError(f"eval: judge_max_tokens must be >= 1, got {self.judge_max_tokens}")
         SamplingParams(n=self.samples, temperature=self.sampling_temperature, top_p=self.top_p,

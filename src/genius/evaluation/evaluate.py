@@ -154,7 +154,7 @@ def _check_resume(cfg: EvalConfig, out_dir: Path, force: bool = False) -> None:
 
 def _load_items(task: Task, cfg: EvalConfig) -> list[Item]:
     source = Path(cfg.data_dir) / task.data_folder if cfg.data_dir is not None else None
-    items = task.load(source, limit=cfg.limit, seed=cfg.seed)
+    items = task.load(source, limit=cfg.limit, seed=cfg.seed, options={k: getattr(cfg, k) for k in task.options})
     ids = [it.id for it in items]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)

@@ -121,7 +121,8 @@ def build_messages(task: Task, item: Item, preset: Preset) -> list[dict[str, str
     a judged task's question alone (the judge compares it with answers written that way)."""
     if task.answer_type == "judged":
         return [{"role": "user", "content": item.question}]
-    messages = [{"role": "system", "content": preset.system}] if preset.system else []
+    system = task.system or preset.system
+    messages = [{"role": "system", "content": system}] if system else []
     instruction = answer_instruction(task, item)
     shots = SHOT_POOLS.get(task.few_shot or "", ())[: preset.shots.get(task.few_shot or "", 0)]
     for question, solution in shots:

@@ -1,6 +1,7 @@
 """Run model-written programs (code benchmarks) so that they cannot harm the machine or the run.
 
-Used by the code tasks (MBPP, HumanEval) only when the user passes ``--allow-code-execution``.
+Used by the code tasks (MBPP, HumanEval, LiveCodeBench) only when the user passes
+``--allow-code-execution``.
 Each program runs in its own subprocess of this Python (``-I -S``: no site-packages, no
 environment variables read, no user directory on the path) with:
 
@@ -32,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 Status = Literal["passed", "failed", "timeout", "error"]
 
@@ -68,7 +70,8 @@ class Limits:
 @dataclass(frozen=True)
 class Result:
     status: Status
-    """passed: exit 0; failed: a non-zero exit (assertion, exception, refused access, memory);
+    """passed: exit 0 (and the ``marker`` as the last line of its output, when one was asked
+    for); failed: a non-zero exit (assertion, exception, refused access, memory) or no marker;
     timeout: killed after Limits.timeout_s; error: the sandbox itself could not start it."""
     returncode: int | None
     seconds: float
@@ -204,15 +207,27 @@ def _clip(data: bytes, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more characters]"
 
 
-def run_program(source: str, limits: Limits = Limits()) -> Result:
+def run_program(source: str, limits: Limits = Limits(), *, files: Mapping[str, str | bytes] | None = None,
+                marker: str | None = None) -> Result:
     """Run Python ``source`` in the sandbox; its exit status decides the result (a test program
-    ends with asserts: exit 0 = every assert held)."""
+    ends with asserts: exit 0 = every assert held). ``files``: name -> content, written beside
+    it in its directory (its tests, say). ``marker``: passing also needs this as the last line
+    the program prints, which a test program prints after its last test: a program that exits
+    0 before its tests ran (``sys.exit()`` in the model's code) has not passed."""
     layers = isolation()
     abi, netns = landlock_abi(), network_namespace_available()
     workdir = tempfile.mkdtemp(prefix="genius-sandbox-")
     t0 = time.perf_counter()
     try:
         Path(workdir, "program.py").write_text(source, encoding="utf-8")
+        for name, content in (files or {}).items():
+            target = Path(workdir, name)
+            if target.parent != Path(workdir) or name == "program.py":
+                raise ValueError(f"run_program: file name {name!r} must be a plain name other than program.py")
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "PYTHONHASHSEED": "0",
                "PYTHONIOENCODING": "utf-8"}
         # Output goes to files, not pipes: a child the program leaves behind would hold a pipe open
@@ -233,12 +248,22 @@ def run_program(source: str, limits: Limits = Limits()) -> Result:
             _kill_group(proc.pid)  # the program and whatever it left running in its session
             proc.wait()
             seconds = time.perf_counter() - t0
+            if status == "passed" and marker is not None and _tail_line(out) != marker:
+                status = "failed"
             out.seek(0)
             err.seek(0)
             return Result(status, proc.returncode, seconds, _clip(out.read(), limits.output_chars),
                           _clip(err.read(), limits.output_chars), layers)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tail_line(out: IO[bytes]) -> str:
+    """The last non-empty line of a (possibly huge) output file."""
+    size = out.seek(0, os.SEEK_END)
+    out.seek(max(0, size - 4096))
+    lines = out.read().decode("utf-8", errors="replace").strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def _kill_group(pid: int) -> None:

@@ -47,6 +47,10 @@ class HubSource:
     """Row of the hub dataset (and its index) -> Item."""
     to_items: Callable[[list[dict]], list[Item]] | None = None
     """All rows at once -> items, instead of ``to_item`` (ids numbered per subject, say)."""
+    download: Callable[..., Path] | None = None
+    """For a hub dataset that is files rather than a table (LiveCodeBench's JSONL, whose
+    loading script ``datasets`` no longer runs): the task's options -> the local folder its
+    needed files were downloaded to, read by the task's ``read`` like a local folder."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,11 @@ class Task:
     """Which exemplar pool of genius.evaluation.prompts the few-shot presets use ("gsm8k", "math")."""
     instruction: str | None = None
     """Answer instruction overriding the one of the answer type."""
+    system: str | None = None
+    """System prompt of the benchmark's own protocol, replacing the preset's (LiveCodeBench)."""
+    options: tuple[str, ...] = ()
+    """EvalConfig fields this task's reader takes as keyword arguments (LiveCodeBench: its
+    release and contest dates); ``read`` and ``hub.download`` get them."""
     extract_fn: Callable[[str, Item], str | None] | None = None
     """Custom extractor (response, item) -> answer; default: the one of the answer type."""
     check_fn: Callable[[str | None, Item], bool] | None = None
@@ -108,18 +117,21 @@ class Task:
             return False
         return answer_spec(self.answer_type).same(a, b)
 
-    def load(self, source: Path | None, *, limit: int | None = None, seed: int = 0) -> list[Item]:
+    def load(self, source: Path | None, *, limit: int | None = None, seed: int = 0,
+             options: Mapping[str, Any] | None = None) -> list[Item]:
         """Items from ``source`` (a file or the task's folder), from the hub when ``source`` is
-        None, or from the generator. ``limit`` keeps the first items in file order."""
+        None, or from the generator. ``limit`` keeps the first items in file order; ``options``
+        are the values of the task's ``options`` fields."""
         if self.generate is not None:
             return self.generate(limit if limit is not None else self.default_n, seed)
+        options = dict(options or {})
         if source is None:
-            items = self._load_hub()
+            items = self._load_hub(options)
         else:
-            items = self.read_path(Path(source))
+            items = self.read_path(Path(source), options)
         return items[:limit] if limit is not None else items
 
-    def read_path(self, source: Path) -> list[Item]:
+    def read_path(self, source: Path, options: Mapping[str, Any] | None = None) -> list[Item]:
         if self.read is None:
             raise UserError(f"task {self.name}: reads no files")
         expected = f"{' or '.join(self.files)} ({self.format})"
@@ -133,12 +145,12 @@ class Task:
                 raise UserError(f"task {self.name}: no data file in {source}: expected {expected}")
         elif not source.exists():
             raise UserError(f"task {self.name}: {source} not found: expected a folder holding {expected}")
-        items = self.read(source)
+        items = self.read(source, **dict(options or {}))
         if not items:
             raise UserError(f"{source}: no items found: expected {self.format}")
         return items
 
-    def _load_hub(self) -> list[Item]:
+    def _load_hub(self, options: dict[str, Any]) -> list[Item]:
         from genius.models import hub_reachable
 
         where = f"a folder with {self.data_folder}/{self.files[0] if self.files else ''} ({self.format})"
@@ -147,6 +159,8 @@ class Task:
         if not hub_reachable():
             raise UserError(f"task {self.name}: no data given and the hub is offline: pass --data-dir, {where} "
                             f"(or go online to load {self.hub.id})")
+        if self.hub.download is not None:
+            return self.read_path(self.hub.download(**options), options)
         from datasets import load_dataset
 
         rows = [dict(row) for row in load_dataset(self.hub.id, self.hub.config, split=self.hub.split)]

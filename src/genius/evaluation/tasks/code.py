@@ -17,11 +17,13 @@ prompt split beside it (``*prompt*.jsonl``), or the sanitized JSON (``sanitized-
 from __future__ import annotations
 
 import re
+import secrets
 from functools import cache
 from pathlib import Path
 
 from genius.errors import UserError, where
 from genius.evaluation.tasks._common import field, records
+from genius.evaluation.sandbox import Limits
 from genius.evaluation.tasks.base import HubSource, Item, Task
 from genius.io import iter_jsonl
 
@@ -137,16 +139,24 @@ def read_humaneval(path: Path) -> list[Item]:
 
 # --- scoring ---------------------------------------------------------------------------------
 
+def passes(source: str, item: Item, limits: Limits = Limits(), files: dict[str, str] | None = None,
+           checker_failed: int | None = None) -> bool:
+    """Whether a test program passes in the sandbox: exit 0 *and* its last line the marker it
+    prints after the tests (a fresh one per run), so that a program that exits before the tests
+    (``sys.exit()`` in the model's code) fails. A sandbox that cannot start, or a checker that
+    exits ``checker_failed``, is an error, not a failed answer: scoring it 0 would hide it."""
+    from genius.evaluation.sandbox import run_program
+
+    marker = f"genius-tests-done-{secrets.token_hex(8)}"
+    result = run_program(f"{source}\nprint({marker!r})\n", limits, files=files, marker=marker)
+    if result.status == "error" or (checker_failed is not None and result.returncode == checker_failed):
+        raise UserError(f"code sandbox: could not check the program of item {item.id}: {result.stderr}")
+    return result.passed
+
+
 def _passes(build):
     def check(code: str | None, item: Item) -> bool:
-        from genius.evaluation.sandbox import run_program
-
-        if code is None:
-            return False
-        result = run_program(build(code, item))
-        if result.status == "error":  # the machine, not the answer: scoring it 0 would hide that
-            raise UserError(f"code sandbox: could not run the program of item {item.id}: {result.stderr}")
-        return result.passed
+        return code is not None and passes(build(code, item), item)
 
     return check
 
