@@ -1,7 +1,7 @@
 """The embedded model end to end on the general-domain and code tasks (paper Tables 2 and 6):
-4 items of MMLU, MBPP, HumanEval, Arena-Hard and AlpacaEval from ../shared/data/bench, the code
-run in the sandbox, the judged tasks judged by the embedded model itself through the local
-judge; a rerun asks nothing again. Short budgets keep it to a few minutes on 2 CPU cores."""
+4 items of MMLU, MBPP, HumanEval, Arena-Hard and AlpacaEval from ../shared/data/bench (and the
+4 LiveCodeBench problems of tests/conftest.py), the code run in the sandbox, the judged tasks
+judged by the embedded model itself through the local judge; a rerun asks nothing again. Short budgets keep it to a few minutes on 2 CPU cores."""
 
 from __future__ import annotations
 
@@ -50,3 +50,21 @@ def test_embedded_model_on_mmlu_code_and_judged_tasks(embedded_model_dir: Path, 
     assert main(argv) == 0
     assert {t: (out / t / "samples.jsonl").read_text() for t in TASKS} == before
     assert (out / "arena_hard" / "judge_cache.jsonl").read_text() == cache
+
+
+def test_embedded_model_on_livecodebench(embedded_model_dir: Path, livecodebench_data: Path, tmp_path: Path) -> None:
+    """LiveCodeBench has no slice in ../shared/data: four problems written in the hub's layout
+    (tests/conftest.py), two stdin and two functional, the private tests packed as the hub packs
+    them. The model's programs run through the harness in the sandbox; a rerun asks nothing again."""
+    out = tmp_path / "lcb"
+    argv = ["eval", "--model", "smollm2-135m", "--tasks", "livecodebench", "--data-dir", str(livecodebench_data),
+            "--allow-code-execution", "--max-new-tokens", "96", "--dtype", "fp32", "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    m = json.loads((out / "livecodebench" / "metrics.json").read_text())
+    assert (m["n"], m["metric"], m["groups"]["by"]) == (4, "pass@1", "difficulty") and 0 <= m["n_correct"] <= 4
+    records = read_jsonl(out / "livecodebench" / "samples.jsonl")
+    assert [r["id"] for r in records] == ["abc001_a", "2824", "abc002_b", "2900"]
+    assert all(r["meta"]["tests_at"][0].endswith(".jsonl") for r in records)
+    before = (out / "livecodebench" / "samples.jsonl").read_text()
+    assert main(argv) == 0
+    assert (out / "livecodebench" / "samples.jsonl").read_text() == before

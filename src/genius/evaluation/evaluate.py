@@ -20,9 +20,9 @@ once, into samples.jsonl in item order, and metrics.json and results.md are writ
 Each item draws from its own seed, so a sharded run answers as a one-process run does.
 
 Three kinds of task go further than extraction. A task with ``group_by`` (MMLU) also gets
-metrics per group (per subject). A code task (``executes_code``: MBPP, HumanEval) is refused
-before any generation unless ``allow_code_execution``; its programs run in the sandbox and its
-accuracy is pass@1. A judged task (Arena-Hard, AlpacaEval) is answered first, for every task
+metrics per group (per subject). A code task (``executes_code``: MBPP, HumanEval,
+LiveCodeBench) is refused before any generation unless ``allow_code_execution``; its programs
+run in the sandbox and its accuracy is pass@1. A judged task (Arena-Hard, AlpacaEval) is answered first, for every task
 of the run; then the evaluated model is closed (unless it is the judge) and the judge scores
 each item against its reference answer (cached, failures recorded and retried by a rerun):
 ``score`` 0..1, ``correct`` = the model won (score > 0.5), and the task's metric is the win

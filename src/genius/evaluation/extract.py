@@ -14,9 +14,9 @@ how two answers compare. Tasks, prompts and the synthetic problems all go throug
 - ``name`` (the synthetic ordering problems): one of the item's names, the first named after the
   last "answer is", else the last named anywhere (whole words).
 - ``text``: the first line after the last "answer is", its final period dropped.
-- ``code`` (MBPP, HumanEval): the program: the first fenced code block, else the text between
-  ``[BEGIN]`` and ``[DONE]`` (the MBPP prompt's markers), else the whole response when it looks
-  like code. No answer instruction: the task's prompt says how to answer. Whether it is right
+- ``code`` (MBPP, HumanEval; LiveCodeBench takes the last block, as its runner does): the
+  program: the first fenced code block, else the text between ``[BEGIN]`` and ``[DONE]`` (the
+  MBPP prompt's markers), else the whole response when it looks like code. No answer instruction: the task's prompt says how to answer. Whether it is right
   is decided by running it (the task's check), not by comparing text.
 - ``judged`` (Arena-Hard, AlpacaEval): the whole response, judged against a reference answer by
   an LLM judge (genius.evaluation.judge). No answer instruction.
