@@ -68,3 +68,33 @@ def test_embedded_model_on_livecodebench(embedded_model_dir: Path, livecodebench
     before = (out / "livecodebench" / "samples.jsonl").read_text()
     assert main(argv) == 0
     assert (out / "livecodebench" / "samples.jsonl").read_text() == before
+
+
+def test_embedded_model_on_wildbench_judging_itself(embedded_model_dir: Path, tmp_path: Path) -> None:
+    """WildBench has no slice in ../shared/data either: two tasks in its v2 row layout, one a
+    conversation (the model answers its last turn after the earlier ones), scored 1-10 against
+    their checklists by the embedded model itself; a rerun judges nothing again."""
+    folder = tmp_path / "data" / "wildbench"
+    folder.mkdir(parents=True)
+    rows = [{"session_id": "w1", "conversation_input": [{"role": "user", "content": "Name three primary colours."}],
+             "checklist": ["Names three colours?"], "primary_tag": "Information seeking", "secondary_tags": []},
+            {"session_id": "w2", "conversation_input": [
+                {"role": "user", "content": "Write one line about the sea."},
+                {"role": "assistant", "content": "The sea is wide and blue."},
+                {"role": "user", "content": "Now one about the sky."}],
+             "checklist": ["About the sky?", "One line?"], "primary_tag": "Creative Writing", "secondary_tags": []}]
+    (folder / "wildbench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "wb"
+    argv = ["eval", "--model", "smollm2-135m", "--tasks", "wildbench", "--data-dir", str(folder.parent),
+            "--judge-local", "smollm2-135m", "--max-new-tokens", "48", "--judge-max-tokens", "64", "--dtype", "fp32",
+            "--device", "cpu", "--out", str(out)]
+    assert main(argv) == 0
+    m = json.loads((out / "wildbench" / "metrics.json").read_text())
+    assert (m["n"], m["metric"], m["judge"], m["n_judge_failed"]) == (2, "wb_score", "local=smollm2-135m", 0)
+    assert m["n_judged"] + m["n_no_verdict"] == 2
+    records = read_jsonl(out / "wildbench" / "samples.jsonl")
+    assert all("judgement" in r["judge"] for r in records)
+    assert all(r["score"] is None or -0.8 <= r["score"] <= 1.0 for r in records)
+    before = (out / "wildbench" / "samples.jsonl").read_text()
+    assert main(argv) == 0
+    assert (out / "wildbench" / "samples.jsonl").read_text() == before

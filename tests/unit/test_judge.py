@@ -114,7 +114,7 @@ def test_records_get_the_verdict_or_the_failure_and_a_failure_is_judged_again():
     assert (out[1]["score"], out[1]["correct"], out[1]["judge_error"]) == (None, None, "judge down")
     assert [needs_judging(r) for r in out] == [False, True, False] and "judge" not in records[0]
     with pytest.raises(ValueError, match="unknown judge protocol"):
-        judge_records("wildbench", chat, records, max_tokens=1)
+        judge_records("mt_bench", chat, records, max_tokens=1)
 
 
 def test_a_local_judge_refuses_a_prompt_longer_than_its_context():

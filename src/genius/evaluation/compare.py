@@ -3,13 +3,13 @@ same two folders give the same numbers everywhere.
 
 - ``load_eval_dir``: the finished tasks of an evaluation folder (``<task>/metrics.json``) with
   each item's score (``<task>/samples.jsonl``): 1 or 0 for a checked answer (correct), the
-  judge's score in [0, 1] for a judged task (Arena-Hard, AlpacaEval; an item the judge failed on
-  or gave no verdict for is left out);
+  judge's score in [0, 1] for a judged task (Arena-Hard, AlpacaEval; WildBench's in [-0.8, 1],
+  its WB-Score share; an item the judge failed on or gave no verdict for is left out);
 - ``paired_difference``: B - A over the items both evaluated, of the mean score (accuracy,
-  pass@1 or win rate), its paired bootstrap 95% interval (``RESAMPLES`` resamples from
-  ``random.Random(SEED)``) and the exact McNemar p-value on the items each side won (score
-  above 0.5: correct, or preferred by the judge to the reference); with 0/1 scores that is
-  the usual McNemar on correctness;
+  pass@1, win rate or WB-Score / 100), its paired bootstrap 95% interval (``RESAMPLES``
+  resamples from ``random.Random(SEED)``) and the exact McNemar p-value on the items each side
+  won (score above 0.5: correct, preferred by the judge to the reference, or scored 8 or more
+  of 10 by WildBench's judge); with 0/1 scores that is the usual McNemar on correctness;
 - ``compare_runs``: that difference per task shared by two evaluation folders.
 """
 
@@ -51,6 +51,11 @@ class Paired:
     """What the scores are: accuracy, pass@1 or win_rate (the task's metrics.json)."""
 
 
+JUDGED_METRICS = ("win_rate", "wb_score")
+"""The metrics of judged tasks: an item's score is the judge's (win rate: 0..1, a tie half;
+WildBench's WB-Score: (judge score - 5) / 5), not its correctness."""
+
+
 def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> Paired:
     """Compare two evaluations item by item (item id -> score: correct as bool or 0/1, or a
     judge's score in [0, 1]) over the ids both hold."""
@@ -83,7 +88,7 @@ def load_eval_dir(path: Path) -> dict[str, dict[str, Any]]:
         m = read_json(metrics_path)
         samples = metrics_path.parent / "samples.jsonl"
         metric = str(m.get("metric", "accuracy"))
-        scores = item_scores(read_jsonl(samples), judged=metric == "win_rate") if samples.is_file() else {}
+        scores = item_scores(read_jsonl(samples), judged=metric in JUDGED_METRICS) if samples.is_file() else {}
         ci = m.get("ci95") or [math.nan, math.nan]
         accuracy = m.get("accuracy", 0.0)
         tasks[str(m.get("task", metrics_path.parent.name))] = {

@@ -60,8 +60,8 @@ class EvalConfig:
     trust_remote_code: bool = may_change(False)
     """Allow model code from the model folder / hub (it runs foreign code)."""
     allow_code_execution: bool = may_change(False)
-    """Run the model's programs to score code tasks (mbpp, humaneval, livecodebench), each in the sandbox of
-    genius.evaluation.sandbox; without it those tasks are refused."""
+    """Run the model's programs to score code tasks (mbpp, humaneval, livecodebench), each in the
+    sandbox of genius.evaluation.sandbox; without it those tasks are refused."""
     livecodebench_release: str = may_change("release_latest")
     """LiveCodeBench release: release_latest (every file), release_vN (test.jsonl..testN.jsonl),
     vN (testN.jsonl only) or vN_vM."""
@@ -69,11 +69,11 @@ class EvalConfig:
     """LiveCodeBench contest dates START..END (YYYY-MM-DD, inclusive, either end open): only
     problems published after a model's training cutoff, say 2024-08-01..; None: all."""
     judge_url: str | None = None
-    """OpenAI-compatible API (".../v1") of the judge of judged tasks (arena_hard, alpaca_eval): a
-    hosted one, or a local ``vllm serve`` at http://127.0.0.1:8000/v1."""
+    """OpenAI-compatible API (".../v1") of the judge of judged tasks (arena_hard, alpaca_eval,
+    wildbench): a hosted one, or a local ``vllm serve`` at http://127.0.0.1:8000/v1."""
     judge_model: str | None = None
     """The judge model's name at judge_url (None: gpt-4-1106-preview, the judge of Arena-Hard v0.1
-    and AlpacaEval 2.0)."""
+    and AlpacaEval 2.0; WildBench's WB-Score was judged by gpt-4o-2024-05-13)."""
     judge_local: str | None = None
     """Judge with this model through genius's own engine instead of a URL (embedded name or HF
     folder; the evaluated model itself may judge)."""

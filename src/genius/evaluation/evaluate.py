@@ -22,11 +22,13 @@ Each item draws from its own seed, so a sharded run answers as a one-process run
 Three kinds of task go further than extraction. A task with ``group_by`` (MMLU) also gets
 metrics per group (per subject). A code task (``executes_code``: MBPP, HumanEval,
 LiveCodeBench) is refused before any generation unless ``allow_code_execution``; its programs
-run in the sandbox and its accuracy is pass@1. A judged task (Arena-Hard, AlpacaEval) is answered first, for every task
-of the run; then the evaluated model is closed (unless it is the judge) and the judge scores
-each item against its reference answer (cached, failures recorded and retried by a rerun):
-``score`` 0..1, ``correct`` = the model won (score > 0.5), and the task's metric is the win
-rate with a bootstrap interval over items; ``accuracy`` holds it too, so tables show it.
+run in the sandbox and its accuracy is pass@1. A judged task (Arena-Hard, AlpacaEval,
+WildBench) is answered first, for every task of the run; then the evaluated model is closed
+(unless it is the judge) and the judge scores each item against its reference answer (cached,
+failures recorded and retried by a rerun): ``score`` 0..1, ``correct`` = the model won (score >
+0.5), and the task's metric is the win rate with a bootstrap interval over items; ``accuracy``
+holds it too, so tables show it. WildBench's judge scores each answer against a checklist
+instead: its metric is WB-Score (genius.evaluation.wildbench).
 """
 
 from __future__ import annotations
@@ -110,8 +112,9 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, sh
 
 def _summary(m: dict) -> dict:
     """Print a task's one-line summary; return its metrics."""
-    score = m.get("metric", "accuracy").replace("_", " ")
-    value = "-" if m["accuracy"] is None else f"{100 * m['accuracy']:.1f}%"
+    score = {"wb_score": "WB-Score"}.get(m.get("metric", "accuracy"), m.get("metric", "accuracy").replace("_", " "))
+    unit = "" if m.get("metric") == "wb_score" else "%"  # WB-Score is in points, from -80 to 100
+    value = "-" if m["accuracy"] is None else f"{100 * m['accuracy']:.1f}{unit}"
     judged = f", {m['n_judge_failed']} not judged (judge failed)" if m.get("n_judge_failed") else ""
     print(f"{m['task']}: {score} {value} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "
           f"{m['n_no_answer']} without an answer{judged}, {m['mean_tokens']:.0f} tokens mean, {m['seconds']:.1f}s")

@@ -16,10 +16,11 @@ how two answers compare. Tasks, prompts and the synthetic problems all go throug
 - ``text``: the first line after the last "answer is", its final period dropped.
 - ``code`` (MBPP, HumanEval; LiveCodeBench takes the last block, as its runner does): the
   program: the first fenced code block, else the text between ``[BEGIN]`` and ``[DONE]`` (the
-  MBPP prompt's markers), else the whole response when it looks like code. No answer instruction: the task's prompt says how to answer. Whether it is right
-  is decided by running it (the task's check), not by comparing text.
-- ``judged`` (Arena-Hard, AlpacaEval): the whole response, judged against a reference answer by
-  an LLM judge (genius.evaluation.judge). No answer instruction.
+  MBPP prompt's markers), else the whole response when it looks like code. No answer
+  instruction: the task's prompt says how to answer. Whether it is right is decided by running
+  it (the task's check), not by comparing text.
+- ``judged`` (Arena-Hard, AlpacaEval, WildBench): the whole response, judged by an LLM judge
+  against a reference answer or a checklist (genius.evaluation.judge). No answer instruction.
 
 Numbers compare as numbers, math as above; the other types compare case-insensitively.
 

@@ -1,4 +1,4 @@
-"""Pairwise LLM judging for the general-domain tasks (paper Table 2: Arena-Hard, AlpacaEval 2.0).
+"""LLM judging for the general-domain tasks (paper Table 2: Arena-Hard, AlpacaEval 2.0, WildBench).
 
 A judge is any OpenAI-compatible chat endpoint (a hosted API, or ``vllm serve`` on a local
 GPU: ``JudgeConfig.url``) or a local model through our own engines (``JudgeConfig.local``).
@@ -20,6 +20,8 @@ cancel position bias):
   preference read from the top-5 log-probs of "m" and "M" (a judge without log-probs: from the
   token it wrote). This is the raw win rate: the length-controlled one needs the GLM weights
   fitted on AlpacaEval's own leaderboard, which are not reproduced here.
+- WildBench v2's WB-Score: one answer scored 1-10 against the task's checklist, no reference
+  and so no order (genius.evaluation.wildbench).
 
 The HTTP client is urllib, not the ``openai`` package: one POST with JSON is all it needs, and
 it keeps the judge free of another dependency.
@@ -50,6 +52,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from genius.errors import UserError
+from genius.evaluation.wildbench import judge_wildbench
 from genius.io import JsonlAppender, iter_jsonl, truncate_torn_tail
 
 Messages = list[dict[str, str]]
@@ -330,12 +333,22 @@ def win_rate(scores: Sequence[float | None]) -> float | None:
 
 # --- records of an evaluation ----------------------------------------------------------------
 
-PROTOCOLS: dict[str, Callable[[Chat, str, str, str, int], dict[str, Any]]] = {
-    "arena_hard": judge_arena_hard,
-    "alpaca_eval": lambda chat, question, answer, reference, max_tokens: judge_alpaca_eval(chat, question, answer,
-                                                                                           reference),
+def _reference(record: dict) -> str:
+    reference = (record.get("meta") or {}).get("reference")
+    if not isinstance(reference, str):
+        raise ValueError(f"record {record.get('id')}: a judged record needs meta.reference (the answer it is "
+                         "judged against)")
+    return reference
+
+
+PROTOCOLS: dict[str, Callable[[Chat, dict, int], dict[str, Any]]] = {
+    "arena_hard": lambda chat, r, max_tokens: judge_arena_hard(chat, r["question"], r.get("response") or "",
+                                                               _reference(r), max_tokens),
+    "alpaca_eval": lambda chat, r, max_tokens: judge_alpaca_eval(chat, r["question"], r.get("response") or "",
+                                                                 _reference(r)),
+    "wildbench": judge_wildbench,
 }
-"""Protocol name -> (chat, question, the model's answer, the reference answer, max tokens) -> result."""
+"""Protocol name -> (chat, an evaluation record, max tokens) -> result, with ``score`` in it."""
 
 
 def make_chat(cfg: JudgeConfig, cache: Path, local_engine: Callable[[str], Any] | None = None) -> CachedChat:
@@ -358,12 +371,8 @@ def judge_record(protocol: str, chat: Chat, record: dict, max_tokens: int) -> di
     """``record`` with the judge's result on it (``judge``, ``score``, ``correct``), or with
     ``judge_error`` when the judge failed for good; the record itself is not changed."""
     out = {k: v for k, v in record.items() if k not in ("judge", "judge_error")}
-    reference = (record.get("meta") or {}).get("reference")
-    if not isinstance(reference, str):
-        raise ValueError(f"record {record.get('id')}: a judged record needs meta.reference (the answer it is "
-                         "judged against)")
     try:
-        result = PROTOCOLS[protocol](chat, record["question"], record.get("response") or "", reference, max_tokens)
+        result = PROTOCOLS[protocol](chat, record, max_tokens)
     except JudgeError as e:
         return {**out, "score": None, "correct": None, "judge_error": str(e)}
     score = result["score"]

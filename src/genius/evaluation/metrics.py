@@ -7,7 +7,9 @@
 - judged tasks: the win rate, the mean of the items' judge scores (a tie is half) over the items
   the judge gave a verdict on, with a percentile bootstrap 95% interval over items (the
   comparison's RESAMPLES and SEED); items whose judge failed or gave no verdict are counted
-  apart, never as losses. ``accuracy`` holds the win rate too, so that every table shows it;
+  apart, never as losses. ``accuracy`` holds the win rate too, so that every table shows it.
+  WildBench's is WB-Score / 100 instead (``wb_score``, the same mean and interval of its item
+  scores), with its per-category scores and task macro (genius.evaluation.wildbench);
 - per group (``group_by``, e.g. MMLU's subject): n and accuracy of each group, and the
   unweighted mean over groups beside the overall (per item) accuracy;
 - counts of every task: no answer, truncated, prompt too long, mean tokens, seconds.
@@ -21,6 +23,7 @@ from typing import Any
 from genius.evaluation.compare import RESAMPLES, SEED
 from genius.evaluation.stats import bootstrap_interval, mean_interval, pass_at_k, wilson_interval
 from genius.evaluation.tasks import Task
+from genius.evaluation.wildbench import wildbench_metrics
 
 
 def task_metrics(records: list[dict], samples: int, task: Task | None = None) -> dict[str, Any]:
@@ -28,6 +31,9 @@ def task_metrics(records: list[dict], samples: int, task: Task | None = None) ->
     metrics: dict[str, Any] = {"n": len(records), "samples": samples}
     if task is not None and task.judge:
         metrics.update(judged_metrics(records))
+        if task.judge == "wildbench":
+            metrics.update(metric="wb_score", wb_score=metrics.pop("win_rate"), **wildbench_metrics(records))
+            del metrics["n_won"]
     else:
         metrics.update(accuracy_metrics(records, samples))
         if task is not None and task.executes_code:

@@ -12,9 +12,10 @@ assistant solution ending in the instructed answer form).
 - ``zero-shot``: no exemplars anywhere.
 
 Code tasks (answer type ``code``) get no answer instruction: their prompt (MBPP's 3 solved
-tasks, HumanEval's signature) says how to answer. Judged tasks (Arena-Hard, AlpacaEval) are
-asked as their benchmarks ask them: the question alone as the user message, no system prompt,
-no shots, no instruction, in every preset.
+tasks, HumanEval's signature, LiveCodeBench's template and system message) says how to answer.
+Judged tasks (Arena-Hard, AlpacaEval, WildBench) are asked as their benchmarks ask them: the
+question alone as the user message (after the conversation before it, for WildBench), no system
+prompt, no shots, no instruction, in every preset.
 """
 
 from __future__ import annotations
@@ -118,9 +119,10 @@ def _with_instruction(question: str, instruction: str) -> str:
 
 def build_messages(task: Task, item: Item, preset: Preset) -> list[dict[str, str]]:
     """System prompt, few-shot turns (if the preset gives the task's pool any), then the problem;
-    a judged task's question alone (the judge compares it with answers written that way)."""
-    if task.answer_type == "judged":
-        return [{"role": "user", "content": item.question}]
+    a judged task's question alone, after the turns before it if any (the judge compares it with
+    answers written that way)."""
+    if task.answer_type == "judged":  # with the conversation before it, when there is one (WildBench)
+        return [*item.meta.get("history", ()), {"role": "user", "content": item.question}]
     system = task.system or preset.system
     messages = [{"role": "system", "content": system}] if system else []
     instruction = answer_instruction(task, item)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from genius.evaluation.compare import Paired
+from genius.evaluation.compare import JUDGED_METRICS, Paired
 
 
 def pct(x: float | None) -> str:
@@ -11,10 +11,12 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-_METRIC_NAMES = {"accuracy": "accuracy", "pass@1": "pass@1", "win_rate": "win rate against the reference answers"}
+_METRIC_NAMES = {"accuracy": "accuracy", "pass@1": "pass@1", "win_rate": "win rate against the reference answers",
+                 "wb_score": "WB-Score ((judge score - 5) x 20, in points)"}
 _PROTOCOLS = {"arena_hard": "Arena-Hard v0.1 protocol (two games, a strong verdict counts 3 times, ties half)",
               "alpaca_eval": "AlpacaEval 2.0 protocol (both orders, the judge's preference; raw, not "
-                             "length-controlled)"}
+                             "length-controlled)",
+              "wildbench": "WildBench v2 WB-Score protocol (1-10 against the checklist)"}
 
 
 def results_table(metrics: dict[str, dict], title: str = "") -> str:
@@ -55,10 +57,12 @@ def _score_notes(metrics: dict[str, dict]) -> list[str]:
     notes = ["", "score: " + "; ".join(f"{_METRIC_NAMES.get(k, k)} ({', '.join(v)})" for k, v in kinds.items())
              + "."]
     for name, m in metrics.items():
-        if m.get("metric") == "win_rate":
+        if m.get("metric") in JUDGED_METRICS:
+            macro = (f"; task macro {pct(m['wb_score_task_macro'])}" if m.get("wb_score_task_macro") is not None
+                     else "")
             notes.append(f"{name}: judge {m.get('judge', '?')}, {_PROTOCOLS.get(m.get('judge_protocol'), '?')}; "
                          f"{m['n_judged']} judged, {m['n_judge_failed']} judge failures (left out, a rerun asks "
-                         f"again), {m.get('n_no_verdict', 0)} without a verdict (left out); interval: "
+                         f"again), {m.get('n_no_verdict', 0)} without a verdict (left out){macro}; interval: "
                          f"{m['ci_method']}.")
     sandboxes: dict[tuple[str, ...], list[str]] = {}
     for name, m in metrics.items():
@@ -101,4 +105,8 @@ def compare_table(rows: dict[str, Paired], name_a: str, name_b: str) -> str:
         lines += ["", f"{', '.join(judged)}: win rates over the items both judged; the difference and its interval "
                       "are of the judge's per-item scores, 'right' = the judge preferred the answer to the reference "
                       "(score > 0.5)."]
+    scored = [task for task, r in rows.items() if r.metric == "wb_score"]
+    if scored:
+        lines += ["", f"{', '.join(scored)}: WB-Score over the items both judged, in points; the difference and its "
+                      "interval are of the per-item (judge score - 5) x 20, 'right' = the judge scored 8 or more."]
     return "\n".join(lines) + "\n"
