@@ -1,7 +1,9 @@
 """The embedded model end to end on the general-domain and code tasks (paper Tables 2 and 6):
-4 items of MMLU, MBPP, HumanEval, Arena-Hard and AlpacaEval from ../shared/data/bench (and the
-4 LiveCodeBench problems of tests/conftest.py), the code run in the sandbox, the judged tasks
-judged by the embedded model itself through the local judge; a rerun asks nothing again. Short budgets keep it to a few minutes on 2 CPU cores."""
+4 items of MMLU, MBPP, HumanEval, Arena-Hard and AlpacaEval from ../shared/data/bench, and (no
+slice of theirs is there) the 4 LiveCodeBench problems of tests/conftest.py and 2 WildBench tasks
+written here; the code run in the sandbox, the judged tasks judged by the embedded model itself
+through the local judge; a rerun asks nothing again. Short budgets keep it to a few minutes on
+2 CPU cores."""
 
 from __future__ import annotations
 
@@ -72,8 +74,9 @@ def test_embedded_model_on_livecodebench(embedded_model_dir: Path, livecodebench
 
 def test_embedded_model_on_wildbench_judging_itself(embedded_model_dir: Path, tmp_path: Path) -> None:
     """WildBench has no slice in ../shared/data either: two tasks in its v2 row layout, one a
-    conversation (the model answers its last turn after the earlier ones), scored 1-10 against
-    their checklists by the embedded model itself; a rerun judges nothing again."""
+    conversation (the model answers its last turn after the earlier ones), judged by the
+    embedded model itself: scored 1-10 against their checklists (WB-Score) and against a
+    reference's answers in both orders (WB-Reward); a rerun judges nothing again."""
     folder = tmp_path / "data" / "wildbench"
     folder.mkdir(parents=True)
     rows = [{"session_id": "w1", "conversation_input": [{"role": "user", "content": "Name three primary colours."}],
@@ -84,8 +87,13 @@ def test_embedded_model_on_wildbench_judging_itself(embedded_model_dir: Path, tm
                 {"role": "user", "content": "Now one about the sky."}],
              "checklist": ["About the sky?", "One line?"], "primary_tag": "Creative Writing", "secondary_tags": []}]
     (folder / "wildbench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "claude-3-haiku-20240307").mkdir()
+    (folder / "claude-3-haiku-20240307" / "answers.jsonl").write_text(
+        json.dumps({"session_id": "w1", "output": ["Red, yellow and blue."]}) + "\n"
+        + json.dumps({"session_id": "w2", "output": ["The sky is a quiet blue."]}) + "\n")
     out = tmp_path / "wb"
-    argv = ["eval", "--model", "smollm2-135m", "--tasks", "wildbench", "--data-dir", str(folder.parent),
+    argv = ["eval", "--model", "smollm2-135m", "--tasks", "wildbench,wildbench_reward", "--data-dir",
+            str(folder.parent),
             "--judge-local", "smollm2-135m", "--max-new-tokens", "48", "--judge-max-tokens", "64", "--dtype", "fp32",
             "--device", "cpu", "--out", str(out)]
     assert main(argv) == 0
@@ -95,6 +103,10 @@ def test_embedded_model_on_wildbench_judging_itself(embedded_model_dir: Path, tm
     records = read_jsonl(out / "wildbench" / "samples.jsonl")
     assert all("judgement" in r["judge"] for r in records)
     assert all(r["score"] is None or -0.8 <= r["score"] <= 1.0 for r in records)
-    before = (out / "wildbench" / "samples.jsonl").read_text()
+    reward = json.loads((out / "wildbench_reward" / "metrics.json").read_text())
+    assert (reward["metric"], reward["n"], reward["n_judge_failed"]) == ("wb_reward", 2, 0)
+    games = [g for r in read_jsonl(out / "wildbench_reward" / "samples.jsonl") for g in r["judge"]["games"]]
+    assert [g["model_is_a"] for g in games] == [True, False, True, False]  # both orders of each pair
+    before = {t: (out / t / "samples.jsonl").read_text() for t in ("wildbench", "wildbench_reward")}
     assert main(argv) == 0
-    assert (out / "wildbench" / "samples.jsonl").read_text() == before
+    assert {t: (out / t / "samples.jsonl").read_text() for t in ("wildbench", "wildbench_reward")} == before

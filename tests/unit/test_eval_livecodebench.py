@@ -30,10 +30,12 @@ from genius.tiny import byte_tokenizer
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox's limits are Linux ones")
 RIGHT = {  # a passing program per problem of the fixture
     "abc001_a": "a, b = map(int, input().split())\nprint(a + b)",
-    "2824": ("class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n        for i, x in enumerate(nums):\n"
-             "            if target - x in seen:\n                return [seen[target - x], i]\n            seen[x] = i"),
+    "2824": ("class Solution:\n    def twoSum(self, nums, target):\n        seen = {}\n"
+             "        for i, x in enumerate(nums):\n            if target - x in seen:\n"
+             "                return [seen[target - x], i]\n            seen[x] = i"),
     "abc002_b": "n = int(input())\nprint(n / 2)",
-    "2900": "class Solution:\n    def distinct(self, nums):\n        return len(Counter(nums))",  # Counter: LCB's imports
+    # Counter without an import: LiveCodeBench puts its imports before the code
+    "2900": "class Solution:\n    def distinct(self, nums):\n        return len(Counter(nums))",
 }
 PRESENT = ["test.jsonl", "test2.jsonl", "test3.jsonl", "README.md", "test10.jsonl"]
 

@@ -1,8 +1,8 @@
-"""WildBench v2 (WB-Score): the judge prompt filled as WildBench fills it, score parsing, the
-categories and the weighted task macro by hand, the reader (parquet as on the hub, JSONL) with
-one-line errors, the conversation given to the model as chat turns, and the task end to end
-through run_eval against a local HTTP judge (cache proven by a rerun asking nothing), with
-`genius eval compare` in WB-Score points."""
+"""WildBench v2: the judge prompts filled as WildBench fills them, score and choice parsing, the
+length penalty, the categories and the weighted task macro by hand, the readers (parquet as on
+the hub, JSONL; the reference model's answers) with one-line errors, the conversation given to
+the model as chat turns, and WB-Score and WB-Reward end to end through run_eval against a local
+HTTP judge (cache proven by a rerun asking nothing), with `genius eval compare` in points."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from genius.evaluation.compare import compare_runs
 from genius.evaluation.metrics import task_metrics
 from genius.evaluation.prompts import build_messages, get_preset
 from genius.evaluation.tasks import get_task
-from genius.evaluation.wildbench import categories, history_text, parse_score, score_prompt, wildbench_metrics
+from genius.evaluation.wildbench import (EMPTY, TRUNCATED, categories, history_text, model_reward, pairwise_prompt,
+                                         parse_choice, parse_score, score_prompt, shorten, wildbench_metrics)
 from genius.io import read_jsonl
 from genius.tiny import byte_tokenizer
 
@@ -86,7 +87,7 @@ def test_categories_and_the_weighted_task_macro_by_hand() -> None:
 
     records = [record(9, ["Planning & Reasoning"]), record(7, ["Planning & Reasoning", "Creative Tasks"]),
                record(3, ["Creative Tasks"]), record(None, ["Creative Tasks"]), record(1, ["Creative Tasks"], "")]
-    m = wildbench_metrics(records)
+    m = wildbench_metrics(records, "score")
     # Planning: (0.8 + 0.4) / 2 = 0.6; Creative: (0.4 - 0.4) / 2 = 0 (the empty answer left out)
     assert m["wb_score_by_category"] == pytest.approx({"Creative Tasks": 0.0, "Planning & Reasoning": 0.6})
     assert m["wb_score_task_macro"] == pytest.approx((0.5 * 0.0 + 1.25 * 0.6) / (0.5 + 1.25))
@@ -179,3 +180,105 @@ def test_wb_score_through_run_eval_with_a_real_http_judge(tmp_path: Path, openai
     r = rows["wildbench"]
     assert (r.n, r.metric, r.only_a, r.only_b) == (2, "wb_score", 1, 0)
     assert r.diff == pytest.approx(-0.5)
+
+
+def test_the_pairwise_prompt_the_choice_and_the_length_penalty() -> None:
+    prompt = pairwise_prompt([], "Which is best?", "answer one", "", ["Correct?"])
+    assert "<|begin_of_response_A|>\n\nanswer one\n\n<|end_of_response_A|>" in prompt
+    assert f"<|begin_of_response_B|>\n\n{EMPTY}\n\n<|end_of_response_B|>" in prompt and "{$" not in prompt
+    assert '"choice": "[A++ or A+ or A=B or B+ or B++]",\n}' in prompt  # the template's own trailing comma
+    long = " ".join(["w"] * 1001)
+    assert shorten(long) == " ".join(["w"] * 1000) + TRUNCATED and shorten("a b") == "a b"
+    assert pairwise_prompt([], long, "a", "b", []).count(TRUNCATED) == 1  # the query is cut too
+    # the template's JSON example ends in a comma, so replies often do: the regex reads them
+    assert parse_choice('{"analysis of A": "x", "choice": "A+",\n}') == "A+"
+    assert parse_choice('```json\n{"choice": "B++"}\n```') == "B++" and parse_choice('{"choice": "A>B"}') is None
+    assert parse_choice("no verdict") is None
+    assert model_reward("A++", True, 10, 10) == 1.0 and model_reward("A++", False, 10, 10) == -1.0
+    assert model_reward("B+", False, 100, 100) == 0.5 and model_reward("A=B", True, 0, 900) == 0.0
+    # a slight win by an answer more than K = 500 characters longer is a tie; a strong one stays
+    assert model_reward("A+", True, 1000, 499) == 0.0 and model_reward("A+", True, 1000, 500) == 0.5
+    assert model_reward("B+", True, 1000, 499) == -0.5 and model_reward("B+", True, 10, 600) == 0.0
+    assert model_reward("A++", True, 5000, 10) == 1.0 and model_reward("A+", True, 1000, 10, k=-1) == 0.5
+
+
+def _reference(root: Path, answers: dict[str, str]) -> None:
+    folder = root / "wildbench" / "claude-3-haiku-20240307"
+    folder.mkdir(parents=True)
+    (folder / "claude-3-haiku-20240307.json").write_text(json.dumps(
+        [{"session_id": sid, "output": [text], "generator": "claude-3-haiku-20240307"}
+         for sid, text in answers.items()]))
+
+
+def _pairwise_judge(body: dict) -> tuple[int, dict]:
+    """Prefers the DETAILED answer strongly; else A slightly (a position bias: the two orders cancel it)."""
+    prompt = body["messages"][0]["content"]
+    a = prompt.split("<|begin_of_response_A|>")[1].split("<|end_of_response_A|>")[0]
+    b = prompt.split("<|begin_of_response_B|>")[1].split("<|end_of_response_B|>")[0]
+    choice = "A++" if "DETAILED" in a else "B++" if "DETAILED" in b else "A+"
+    return 200, {"choices": [{"message": {"content": '{"analysis of A": "-", "choice": "%s",\n}' % choice}}]}
+
+
+def test_wb_reward_through_run_eval_both_orders(tmp_path: Path, openai_server) -> None:
+    server = openai_server(_pairwise_judge)
+    data = _data(tmp_path)
+    _reference(data, {"s1": "a short plan", "s2": "Roses are red, twice.", "s3": ""})
+    cfg = dict(model="m", tasks=["wildbench_reward"], data_dir=data, judge_url=server.url)
+    m = run_eval(EvalConfig(**cfg), tmp_path / "a", engine=_Answers())["wildbench_reward"]
+    # s1: DETAILED vs short: A++ with the model first (+1), B++ with it second (+1) -> +1
+    # s2: "short" vs the reference: A+ either way -> +0.5 then -0.5 -> 0
+    # s3: the reference is empty: not judged, counted 0. WB-Reward = (1 + 0 + 0) / 3
+    assert (m["metric"], m["n_judged"], m["n_not_judged"]) == ("wb_reward", 3, 1)
+    assert m["wb_reward"] == pytest.approx(1 / 3) and len(server.requests) == 4
+    records = {r["id"]: r for r in read_jsonl(tmp_path / "a" / "wildbench_reward" / "samples.jsonl")}
+    assert [g["choice"] for g in records["s1"]["judge"]["games"]] == ["A++", "B++"]
+    assert (records["s1"]["correct"], records["s2"]["correct"], records["s3"]["correct"]) == (True, False, False)
+    assert records["s1"]["meta"]["reference"] == "a short plan"
+    assert "| wildbench_reward | 3 | 33.3 |" in (tmp_path / "a" / "results.md").read_text()
+    run_eval(EvalConfig(**cfg), tmp_path / "a", engine=_Answers())
+    assert len(server.requests) == 4  # every game cached
+
+    class Short(_Answers):
+        def generate(self, prompts, params):
+            return [[Completion(text="short", token_ids=[1], logprobs=[0.0], finish_reason="eos")] for _ in prompts]
+
+    run_eval(EvalConfig(**cfg), tmp_path / "b", engine=Short())
+    r = compare_runs(tmp_path / "a", tmp_path / "b")["wildbench_reward"]
+    # s1 drops from +1 to 0 (the position bias cancels): B - A = -1/3; won: s1 only in A
+    assert (r.metric, r.n, r.only_a, r.only_b) == ("wb_reward", 3, 1, 0) and r.diff == pytest.approx(-1 / 3)
+
+
+def test_wb_reward_needs_the_reference_answers(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    with pytest.raises(UserError, match="no answers of the reference model claude-3-haiku-20240307"):
+        get_task("wildbench_reward").load(data / "wildbench")
+    _reference(data, {"s1": "x", "s2": "y"})
+    with pytest.raises(UserError, match=r"no answer of claude-3-haiku-20240307 for 1 task\(s\) \(e.g. session_id s3\)"):
+        get_task("wildbench_reward").load(data / "wildbench")
+    with pytest.raises(UserError, match="no answers of the reference model gpt-4-turbo-2024-04-09"):
+        get_task("wildbench_reward").load(data / "wildbench", options={"wildbench_reference": "gpt-4-turbo-2024-04-09"})
+
+
+def test_online_both_datasets_are_downloaded_and_read_as_one_folder(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub
+
+    from genius import models
+
+    hub = tmp_path / "hub"
+    _data(hub / "bench")
+    (hub / "bench" / "wildbench").rename(hub / "bench" / "v2")
+    _reference(hub / "outputs", {"s1": "x", "s2": "y", "s3": "z"})
+    asked = []
+
+    def snapshot(repo_id: str, repo_type: str, allow_patterns: list[str]) -> str:
+        asked.append((repo_id, repo_type, allow_patterns))
+        return str(hub / "bench" if repo_id == "allenai/WildBench" else hub / "outputs" / "wildbench")
+
+    monkeypatch.setenv("GENIUS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
+    items = get_task("wildbench_reward").load(None)
+    assert [it.meta["reference"] for it in items] == ["x", "y", "z"]
+    assert asked == [("allenai/WildBench", "dataset", ["v2/*"]),
+                     ("allenai/WildBench-V2-Model-Outputs", "dataset", ["claude-3-haiku-20240307/*"])]
+    assert len(get_task("wildbench_reward").load(None)) == 3  # the links are made again, not doubled

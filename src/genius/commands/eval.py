@@ -51,7 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_flag(p, EvalConfig, "--data-dir", dest="data_dir", type=Path,
                     help="folder with a subfolder per task in the official formats (default: the config's, "
                          "else $GENIUS_DATA, else the hub)")
-    add_config_flags(p, EvalConfig, ("allow_code_execution", "livecodebench_release", "livecodebench_dates", "judge_url", "judge_model", "judge_local",
+    add_config_flags(p, EvalConfig, ("allow_code_execution", "livecodebench_release", "livecodebench_dates",
+                                      "wildbench_reference", "judge_url", "judge_model", "judge_local",
                                       "judge_max_tokens"))
     add_config_flag(p, EvalConfig, "--judge-key-env", dest="judge_api_key_env", metavar="VAR",
                     help="environment variable holding the judge API's key (default: OPENAI_API_KEY; never stored)")

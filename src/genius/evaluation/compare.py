@@ -3,13 +3,15 @@ same two folders give the same numbers everywhere.
 
 - ``load_eval_dir``: the finished tasks of an evaluation folder (``<task>/metrics.json``) with
   each item's score (``<task>/samples.jsonl``): 1 or 0 for a checked answer (correct), the
-  judge's score in [0, 1] for a judged task (Arena-Hard, AlpacaEval; WildBench's in [-0.8, 1],
-  its WB-Score share; an item the judge failed on or gave no verdict for is left out);
+  judge's score in [0, 1] for a judged task (Arena-Hard, AlpacaEval; WildBench's WB-Score share
+  in [-0.8, 1] or WB-Reward in [-1, 1]; an item the judge failed on or gave no verdict for is
+  left out);
 - ``paired_difference``: B - A over the items both evaluated, of the mean score (accuracy,
-  pass@1, win rate or WB-Score / 100), its paired bootstrap 95% interval (``RESAMPLES``
+  pass@1, win rate, WB-Score / 100 or WB-Reward / 100), its paired bootstrap 95% interval (``RESAMPLES``
   resamples from ``random.Random(SEED)``) and the exact McNemar p-value on the items each side
   won (score above 0.5: correct, preferred by the judge to the reference, or scored 8 or more
-  of 10 by WildBench's judge); with 0/1 scores that is the usual McNemar on correctness;
+  of 10 by WildBench's judge; a WB-Reward above 0); with 0/1 scores that is the usual McNemar
+  on correctness;
 - ``compare_runs``: that difference per task shared by two evaluation folders.
 """
 
@@ -51,20 +53,27 @@ class Paired:
     """What the scores are: accuracy, pass@1 or win_rate (the task's metrics.json)."""
 
 
-JUDGED_METRICS = ("win_rate", "wb_score")
+JUDGED_METRICS = ("win_rate", "wb_score", "wb_reward")
 """The metrics of judged tasks: an item's score is the judge's (win rate: 0..1, a tie half;
-WildBench's WB-Score: (judge score - 5) / 5), not its correctness."""
+WildBench's WB-Score (judge score - 5) / 5 and WB-Reward -1..1), not its correctness."""
+WON_ABOVE = {"wb_reward": 0.0}
+"""An item counts as won (right) when its score is above this (default 0.5): a WB-Reward above 0
+means the judge preferred the answer to the reference's."""
 
 
-def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> Paired:
+def won_above(metric: str) -> float:
+    return WON_ABOVE.get(metric, 0.5)
+
+
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float], threshold: float = 0.5) -> Paired:
     """Compare two evaluations item by item (item id -> score: correct as bool or 0/1, or a
-    judge's score in [0, 1]) over the ids both hold."""
+    judge's score) over the ids both hold; an item is won when its score is above ``threshold``."""
     ids = sorted(set(a) & set(b))  # sorted: the resamples do not depend on file order
     xa = [float(a[i]) for i in ids]
     xb = [float(b[i]) for i in ids]
     diff, low, high = paired_bootstrap(xa, xb, rng=random.Random(SEED), resamples=RESAMPLES)
-    only_a = sum(1 for x, y in zip(xa, xb) if x > 0.5 >= y)
-    only_b = sum(1 for x, y in zip(xa, xb) if y > 0.5 >= x)
+    only_a = sum(1 for x, y in zip(xa, xb) if x > threshold >= y)
+    only_b = sum(1 for x, y in zip(xa, xb) if y > threshold >= x)
     n = len(ids)
     return Paired(n=n, acc_a=sum(xa) / n if n else 0.0, acc_b=sum(xb) / n if n else 0.0, diff=diff, low=low,
                   high=high, only_a=only_a, only_b=only_b, p_value=mcnemar_exact(only_a, only_b))
@@ -82,7 +91,7 @@ def load_eval_dir(path: Path) -> dict[str, dict[str, Any]]:
     """task -> {"accuracy", "ci", "n", "metric", "scores": {item id: score}, "correct": {item id:
     bool}} of the finished tasks of one evaluation folder ("accuracy" is the task's score:
     pass@1 for code, the win rate for judged tasks, None when no item has one; "correct" is
-    score > 0.5); {} when it holds none."""
+    score > won_above(metric)); {} when it holds none."""
     tasks = {}
     for metrics_path in sorted(Path(path).glob("*/metrics.json")):
         m = read_json(metrics_path)
@@ -94,7 +103,7 @@ def load_eval_dir(path: Path) -> dict[str, dict[str, Any]]:
         tasks[str(m.get("task", metrics_path.parent.name))] = {
             "accuracy": None if accuracy is None else float(accuracy), "ci": (float(ci[0]), float(ci[1])),
             "n": int(m.get("n", len(scores))), "metric": metric, "scores": scores,
-            "correct": {i: s > 0.5 for i, s in scores.items()}}
+            "correct": {i: s > won_above(metric) for i, s in scores.items()}}
     return tasks
 
 
@@ -113,7 +122,7 @@ def compare_runs(run_a: Path, run_b: Path) -> dict[str, Paired]:
     a, b = _load_for_compare(Path(run_a)), _load_for_compare(Path(run_b))
     rows = {}
     for task in sorted(set(a) & set(b)):
-        pr = paired_difference(a[task]["scores"], b[task]["scores"])
+        pr = paired_difference(a[task]["scores"], b[task]["scores"], won_above(a[task]["metric"]))
         if pr.n:
             rows[task] = dataclasses.replace(pr, metric=a[task]["metric"])
     if not rows:

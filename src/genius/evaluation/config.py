@@ -68,6 +68,9 @@ class EvalConfig:
     livecodebench_dates: str | None = may_change(None)
     """LiveCodeBench contest dates START..END (YYYY-MM-DD, inclusive, either end open): only
     problems published after a model's training cutoff, say 2024-08-01..; None: all."""
+    wildbench_reference: str = "claude-3-haiku-20240307"
+    """The reference model of wildbench_reward (WB-Reward): its answers in allenai/WildBench-V2-Model-Outputs
+    (gpt-4-turbo-2024-04-09, claude-3-haiku-20240307 and Llama-2-70b-chat-hf are the leaderboard's)."""
     judge_url: str | None = None
     """OpenAI-compatible API (".../v1") of the judge of judged tasks (arena_hard, alpaca_eval,
     wildbench): a hosted one, or a local ``vllm serve`` at http://127.0.0.1:8000/v1."""

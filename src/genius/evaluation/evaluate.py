@@ -112,8 +112,9 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, sh
 
 def _summary(m: dict) -> dict:
     """Print a task's one-line summary; return its metrics."""
-    score = {"wb_score": "WB-Score"}.get(m.get("metric", "accuracy"), m.get("metric", "accuracy").replace("_", " "))
-    unit = "" if m.get("metric") == "wb_score" else "%"  # WB-Score is in points, from -80 to 100
+    points = {"wb_score": "WB-Score", "wb_reward": "WB-Reward"}  # WildBench's numbers are points, not shares
+    metric = m.get("metric", "accuracy")
+    score, unit = (points[metric], "") if metric in points else (metric.replace("_", " "), "%")
     value = "-" if m["accuracy"] is None else f"{100 * m['accuracy']:.1f}{unit}"
     judged = f", {m['n_judge_failed']} not judged (judge failed)" if m.get("n_judge_failed") else ""
     print(f"{m['task']}: {score} {value} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "

@@ -20,8 +20,9 @@ cancel position bias):
   preference read from the top-5 log-probs of "m" and "M" (a judge without log-probs: from the
   token it wrote). This is the raw win rate: the length-controlled one needs the GLM weights
   fitted on AlpacaEval's own leaderboard, which are not reproduced here.
-- WildBench v2's WB-Score: one answer scored 1-10 against the task's checklist, no reference
-  and so no order (genius.evaluation.wildbench).
+- WildBench v2 (allenai/WildBench @ d6b8dca, genius.evaluation.wildbench): WB-Score, one
+  answer scored 1-10 against the task's checklist (no reference, so no order); WB-Reward, the
+  answer against a reference model's on a five-way scale, both orders judged here.
 
 The HTTP client is urllib, not the ``openai`` package: one POST with JSON is all it needs, and
 it keeps the judge free of another dependency.
@@ -52,7 +53,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from genius.errors import UserError
-from genius.evaluation.wildbench import judge_wildbench
+from genius.evaluation.wildbench import judge_wildbench, judge_wildbench_reward
 from genius.io import JsonlAppender, iter_jsonl, truncate_torn_tail
 
 Messages = list[dict[str, str]]
@@ -347,6 +348,7 @@ PROTOCOLS: dict[str, Callable[[Chat, dict, int], dict[str, Any]]] = {
     "alpaca_eval": lambda chat, r, max_tokens: judge_alpaca_eval(chat, r["question"], r.get("response") or "",
                                                                  _reference(r)),
     "wildbench": judge_wildbench,
+    "wildbench_reward": judge_wildbench_reward,
 }
 """Protocol name -> (chat, an evaluation record, max tokens) -> result, with ``score`` in it."""
 
@@ -376,7 +378,8 @@ def judge_record(protocol: str, chat: Chat, record: dict, max_tokens: int) -> di
     except JudgeError as e:
         return {**out, "score": None, "correct": None, "judge_error": str(e)}
     score = result["score"]
-    return {**out, "judge": result, "score": score, "correct": None if score is None else score > 0.5}
+    won = result.get("won", None if score is None else score > 0.5)  # a protocol may say what winning is
+    return {**out, "judge": result, "score": score, "correct": won}
 
 
 def judge_records(protocol: str, chat: Chat, records: list[dict], *, max_tokens: int, parallel: int = 1,

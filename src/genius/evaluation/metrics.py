@@ -8,8 +8,9 @@
   the judge gave a verdict on, with a percentile bootstrap 95% interval over items (the
   comparison's RESAMPLES and SEED); items whose judge failed or gave no verdict are counted
   apart, never as losses. ``accuracy`` holds the win rate too, so that every table shows it.
-  WildBench's is WB-Score / 100 instead (``wb_score``, the same mean and interval of its item
-  scores), with its per-category scores and task macro (genius.evaluation.wildbench);
+  WildBench's is WB-Score or WB-Reward / 100 instead (``wb_score``, ``wb_reward``: the same mean
+  and interval of its item scores), with its per-category numbers and task macro
+  (genius.evaluation.wildbench);
 - per group (``group_by``, e.g. MMLU's subject): n and accuracy of each group, and the
   unweighted mean over groups beside the overall (per item) accuracy;
 - counts of every task: no answer, truncated, prompt too long, mean tokens, seconds.
@@ -31,8 +32,10 @@ def task_metrics(records: list[dict], samples: int, task: Task | None = None) ->
     metrics: dict[str, Any] = {"n": len(records), "samples": samples}
     if task is not None and task.judge:
         metrics.update(judged_metrics(records))
-        if task.judge == "wildbench":
-            metrics.update(metric="wb_score", wb_score=metrics.pop("win_rate"), **wildbench_metrics(records))
+        if task.judge in ("wildbench", "wildbench_reward"):  # WildBench's own numbers, not a win rate
+            kind = "score" if task.judge == "wildbench" else "reward"
+            metrics.update({"metric": f"wb_{kind}", f"wb_{kind}": metrics.pop("win_rate"),
+                            **wildbench_metrics(records, kind)})
             del metrics["n_won"]
     else:
         metrics.update(accuracy_metrics(records, samples))

@@ -12,11 +12,14 @@ def pct(x: float | None) -> str:
 
 
 _METRIC_NAMES = {"accuracy": "accuracy", "pass@1": "pass@1", "win_rate": "win rate against the reference answers",
-                 "wb_score": "WB-Score ((judge score - 5) x 20, in points)"}
+                 "wb_score": "WB-Score ((judge score - 5) x 20, in points)",
+                 "wb_reward": "WB-Reward against the reference model (-100..100 points, K=500)"}
 _PROTOCOLS = {"arena_hard": "Arena-Hard v0.1 protocol (two games, a strong verdict counts 3 times, ties half)",
               "alpaca_eval": "AlpacaEval 2.0 protocol (both orders, the judge's preference; raw, not "
                              "length-controlled)",
-              "wildbench": "WildBench v2 WB-Score protocol (1-10 against the checklist)"}
+              "wildbench": "WildBench v2 WB-Score protocol (1-10 against the checklist)",
+              "wildbench_reward": "WildBench v2 WB-Reward protocol (five-way against the reference, both orders, "
+                                  "length penalty K=500)"}
 
 
 def results_table(metrics: dict[str, dict], title: str = "") -> str:
@@ -58,8 +61,8 @@ def _score_notes(metrics: dict[str, dict]) -> list[str]:
              + "."]
     for name, m in metrics.items():
         if m.get("metric") in JUDGED_METRICS:
-            macro = (f"; task macro {pct(m['wb_score_task_macro'])}" if m.get("wb_score_task_macro") is not None
-                     else "")
+            key = f"{m['metric']}_task_macro"
+            macro = f"; task macro {pct(m[key])}" if m.get(key) is not None else ""
             notes.append(f"{name}: judge {m.get('judge', '?')}, {_PROTOCOLS.get(m.get('judge_protocol'), '?')}; "
                          f"{m['n_judged']} judged, {m['n_judge_failed']} judge failures (left out, a rerun asks "
                          f"again), {m.get('n_no_verdict', 0)} without a verdict (left out){macro}; interval: "
@@ -109,4 +112,8 @@ def compare_table(rows: dict[str, Paired], name_a: str, name_b: str) -> str:
     if scored:
         lines += ["", f"{', '.join(scored)}: WB-Score over the items both judged, in points; the difference and its "
                       "interval are of the per-item (judge score - 5) x 20, 'right' = the judge scored 8 or more."]
+    rewarded = [task for task, r in rows.items() if r.metric == "wb_reward"]
+    if rewarded:
+        lines += ["", f"{', '.join(rewarded)}: WB-Reward over the items both judged, in points; the difference and "
+                      "its interval are of the per-item rewards, 'right' = preferred to the reference (reward > 0)."]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from genius.evaluation.compare import Paired, paired_difference
+from genius.evaluation.compare import Paired, paired_difference, won_above
 from genius.evaluation.report import pct
 from genius.report.runs import (EvalPoint, eval_points, final_points, method_of, model_of, pooled, stage_times,
                                 trained_steps, training_examples)
@@ -51,7 +51,8 @@ def accuracy_table(base: EvalPoint | None, trained: EvalPoint | None) -> str:
         pair_txt = share_txt = p_txt = "-"
         if base and trained and task in base.tasks and task in trained.tasks:
             pair_txt, share_txt, p_txt = _paired_cells(
-                paired_difference(base.tasks[task]["scores"], trained.tasks[task]["scores"]))
+                paired_difference(base.tasks[task]["scores"], trained.tasks[task]["scores"],
+                                  won_above(base.tasks[task]["metric"])))
         lines.append(f"| {task} | {n} | {b_txt} | {t_txt} | {delta} | {pair_txt} | {share_txt} | {p_txt} |")
     return "\n".join(lines + _metric_notes([base, trained])) + "\n"
 
@@ -64,7 +65,9 @@ def _metric_notes(points: list[EvalPoint | None]) -> list[str]:
             by_metric.setdefault(m.get("metric", "accuracy"), set()).add(task)
     names = {"win_rate": "the win rate against the reference (paired diff of the judge's scores; right = preferred "
                          "to the reference)",
-             "wb_score": "WildBench's WB-Score (paired diff of the per-item (judge score - 5) x 20; right = scored 8+)"}
+             "wb_score": "WildBench's WB-Score (paired diff of the per-item (judge score - 5) x 20; right = scored 8+)",
+             "wb_reward": "WildBench's WB-Reward (paired diff of the per-item rewards; right = preferred to the "
+                          "reference)"}
     other = [f"{names.get(k, k)} for {', '.join(sorted(v))}" for k, v in sorted(by_metric.items()) if k != "accuracy"]
     return ["", "acc is " + "; ".join(other) + "."] if other else []
 

@@ -12,7 +12,7 @@ for _task in (gsm8k.TASK, math.MATH, math.MATH500, reclor.TASK, logiqa.TASK, str
               gpqa.GPQA_MAIN, arc_challenge.TASK, aime24.TASK, synthetic.TASK, *synthetic.BY_KIND,
               # general domain and code (paper Tables 2 and 6)
               mmlu.MMLU, mmlu.MMLU_PRO, code.MBPP, code.HUMANEVAL, livecodebench.TASK, judged.ARENA_HARD,
-              judged.ALPACA_EVAL, wildbench.TASK):
+              judged.ALPACA_EVAL, wildbench.TASK, wildbench.REWARD):
     register_task(_task)
 
 __all__ = ["AnswerType", "HubSource", "Item", "Task", "get_task", "list_tasks", "register_task"]

@@ -20,7 +20,7 @@ from genius.errors import UserError
 
 AnswerType = Literal["number", "math", "choice", "yesno", "name", "text", "code", "judged"]
 """The keys of genius.evaluation.answers.ANSWER_TYPES."""
-JudgeProtocol = Literal["arena_hard", "alpaca_eval", "wildbench"]
+JudgeProtocol = Literal["arena_hard", "alpaca_eval", "wildbench", "wildbench_reward"]
 """The judging protocols of genius.evaluation.judge (``PROTOCOLS``)."""
 
 

@@ -1,17 +1,24 @@
 """WildBench v2 (Lin et al., 2024; paper Table 2): 1024 real user tasks from WildChat, many of
-them conversations, scored by an LLM judge against each task's checklist (WB-Score,
-genius.evaluation.wildbench).
+them conversations, judged by an LLM against each task's checklist (genius.evaluation.wildbench):
+``wildbench`` scores each answer 1-10 (WB-Score), ``wildbench_reward`` judges it against a
+reference model's answer (WB-Reward; ``--wildbench-reference``, default claude-3-haiku-20240307,
+one of the leaderboard's three references).
 
 The model answers the last user turn with the conversation before it as chat turns, the roles
 taken by position (user, assistant, user, ...) as WildBench's runner does. Data: the hub's
 ``allenai/WildBench`` (config ``v2``, split ``test``) when online, or its rows in a file of the
 data folder (parquet as on the hub, JSONL or a JSON list): ``session_id`` (or ``id``),
 ``conversation_input`` (turns with ``content``, the last one the user's), ``checklist`` (list of
-strings), ``primary_tag`` and ``secondary_tags``.
+strings), ``primary_tag`` and ``secondary_tags``. WB-Reward also needs the reference model's
+answers: a subfolder named after it beside the rows, holding its rows of the hub's
+``allenai/WildBench-V2-Model-Outputs`` (``<model>/train-*.parquet``, or WildBench's own
+``<model>.json`` list): ``session_id`` and ``output`` (the answer, or a list whose first it is).
+Online, both datasets' files are downloaded (huggingface_hub) and read the same way.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from genius.errors import UserError, where
@@ -19,6 +26,9 @@ from genius.evaluation.tasks._common import records
 from genius.evaluation.tasks.base import HubSource, Item, Task
 from genius.evaluation.wildbench import categories
 
+OUTPUTS_ID = "allenai/WildBench-V2-Model-Outputs"
+REFERENCES = ("gpt-4-turbo-2024-04-09", "claude-3-haiku-20240307", "Llama-2-70b-chat-hf")
+"""The leaderboard's three reference models."""
 FORMAT = ("WildBench v2 rows (session_id, conversation_input [{role, content}], checklist, primary_tag, "
           "secondary_tags) as parquet, JSONL or a JSON list")
 
@@ -49,8 +59,65 @@ def read_wildbench(path: Path) -> list[Item]:
     return [wildbench_item(row, k, path, line) for k, (line, row) in enumerate(records(path, FORMAT))]
 
 
+def reference_answers(folder: Path, model: str) -> dict[str, str]:
+    """session_id -> the reference model's answer, from ``folder/<model>/`` (parquet, JSONL or a
+    JSON list of WildBench-V2-Model-Outputs rows)."""
+    given = folder / model
+    files = sorted(p for p in given.glob("*") if p.suffix in (".parquet", ".jsonl", ".json")) if given.is_dir() else []
+    if not files:
+        raise UserError(f"{given}: no answers of the reference model {model} (expected its rows of {OUTPUTS_ID} as "
+                        f"{model}/train-*.parquet or {model}/{model}.json beside the WildBench rows; one of "
+                        f"{', '.join(REFERENCES)})")
+    answers = {}
+    for path in files:
+        for line, row in records(path, f"{OUTPUTS_ID} rows (session_id, output)"):
+            output = row.get("output") if isinstance(row, dict) else None
+            output = output[0] if isinstance(output, list) and output else output
+            if not isinstance(row, dict) or row.get("session_id") is None or not isinstance(output, str):
+                raise UserError(f"{where(path, line)} expected session_id and output (a string or a list of them)")
+            answers[str(row["session_id"])] = output
+    return answers
+
+
+def read_wildbench_reward(path: Path, *, wildbench_reference: str = "claude-3-haiku-20240307") -> list[Item]:
+    answers = reference_answers(path.parent, wildbench_reference)
+    items = read_wildbench(path)
+    missing = [it.id for it in items if it.id not in answers]
+    if missing:
+        raise UserError(f"{path.parent / wildbench_reference}: no answer of {wildbench_reference} for "
+                        f"{len(missing)} task(s) (e.g. session_id {missing[0]})")
+    return [Item(id=it.id, question=it.question, gold="", meta={**it.meta, "reference": answers[it.id]})
+            for it in items]
+
+
+def _download(wildbench_reference: str = "claude-3-haiku-20240307") -> Path:
+    """The hub's v2 rows and the reference's answers as one folder (links into the hub cache)."""
+    from huggingface_hub import snapshot_download
+
+    from genius.models import cache_root
+
+    rows = Path(snapshot_download("allenai/WildBench", repo_type="dataset", allow_patterns=["v2/*"])) / "v2"
+    answers = Path(snapshot_download(OUTPUTS_ID, repo_type="dataset", allow_patterns=[f"{wildbench_reference}/*"]))
+    folder = cache_root() / "wildbench" / wildbench_reference
+    folder.mkdir(parents=True, exist_ok=True)
+    for source, name in [*((p, p.name) for p in rows.glob("*.parquet")), (answers / wildbench_reference,
+                                                                          wildbench_reference)]:
+        link = folder / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        os.symlink(source, link)
+    return folder
+
+
 TASK = Task(
     name="wildbench", answer_type="judged", description="WildBench v2 (1024 tasks, WB-Score against checklists)",
     read=read_wildbench, files=("*.parquet", "*.jsonl", "*.json"), format=FORMAT,
     hub=HubSource("allenai/WildBench", "v2", "test", wildbench_item), judge="wildbench",
+)
+REWARD = Task(
+    name="wildbench_reward", answer_type="judged", folder="wildbench",
+    description="WildBench v2 WB-Reward against a reference model's answers (--wildbench-reference)",
+    read=read_wildbench_reward, files=("*.parquet", "*.jsonl", "*.json"), format=FORMAT,
+    hub=HubSource("allenai/WildBench", "v2", "test", download=_download), judge="wildbench_reward",
+    options=("wildbench_reference",),
 )
