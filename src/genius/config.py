@@ -197,12 +197,23 @@ def changed_keys(old: dict, new: Any, also: dict | None = None) -> list[str]:
     records and that must match too."""
     current = {**to_dict(new), **(also or {})}
     paths = {f.name for f in dataclasses.fields(new) if f.metadata.get(A_PATH)}
+    # A field the saved copy lacks was added after it was written: the run used its default.
+    defaults = _defaults(type(new))
 
     def same(key: str) -> bool:
-        a, b = old.get(key), current.get(key)
+        a, b = old.get(key, defaults.get(key)), current.get(key)
         return _spelled(a) == _spelled(b) if key in paths else a == b
 
     return [k for k in [*fixed_keys(type(new)), *(also or {})] if not same(k)]
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """The default of every field of a config class, as ``to_dict`` writes it ({} when the class
+    cannot be built from its defaults alone)."""
+    try:
+        return to_dict(cls())
+    except TypeError:
+        return {}
 
 
 def check_resume(saved: Path, new: Any, *, force: bool = False, hint: str = "", also: dict | None = None) -> None:

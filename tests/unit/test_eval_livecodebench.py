@@ -157,6 +157,16 @@ def test_the_harness_passes_right_programs_and_fails_wrong_ones(livecodebench_da
     for qid, code in wrong.items():
         assert not check(code, items[qid]), qid
     assert check("import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.exit(3)", items["abc001_a"])
+    # the expected outputs are out of the code's reach: not beside a stdin program, deleted for a functional one
+    assert not check("print(open('tests.json').read())", items["abc001_a"])
+    peek = "class Solution:\n    def twoSum(self, nums, target):\n        return json.load(open('tests.json'))"
+    assert not check(peek, items["2824"])
+    # a functional solution that exits the checker fails, and the evaluation goes on
+    exits = "import os\nclass Solution:\n    def twoSum(self, nums, target):\n        os._exit(3)"
+    assert not check(exits, items["2824"])
+    # output without a final newline does not hide the marker printed after the tests
+    chatty = RIGHT["2824"].replace("seen = {}", "seen = {}; sys.stdout.write('dbg')")
+    assert check(chatty, items["2824"])
     assert not check("import sys\nsys.exit(0)", items["abc001_a"])  # prints nothing: wrong answer
     assert not check("raise ValueError", items["abc001_a"]) and not check(None, items["abc001_a"])
     monkeypatch.setattr(livecodebench, "PER_TEST_S", 1)

@@ -264,9 +264,13 @@ def test_online_both_datasets_are_downloaded_and_read_as_one_folder(tmp_path: Pa
 
     from genius import models
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     hub = tmp_path / "hub"
-    _data(hub / "bench")
-    (hub / "bench" / "wildbench").rename(hub / "bench" / "v2")
+    (hub / "bench" / "v2").mkdir(parents=True)
+    for k, part in enumerate((ROWS[:2], ROWS[2:])):  # the rows in two shards, as the hub may hold them
+        pq.write_table(pa.Table.from_pylist(part), hub / "bench" / "v2" / f"test-0000{k}-of-00002.parquet")
     _reference(hub / "outputs", {"s1": "x", "s2": "y", "s3": "z"})
     asked = []
 
@@ -278,7 +282,24 @@ def test_online_both_datasets_are_downloaded_and_read_as_one_folder(tmp_path: Pa
     monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot)
     items = get_task("wildbench_reward").load(None)
-    assert [it.meta["reference"] for it in items] == ["x", "y", "z"]
+    assert [it.meta["reference"] for it in items] == ["x", "y", "z"]  # both shards read
     assert asked == [("allenai/WildBench", "dataset", ["v2/*"]),
                      ("allenai/WildBench-V2-Model-Outputs", "dataset", ["claude-3-haiku-20240307/*"])]
     assert len(get_task("wildbench_reward").load(None)) == 3  # the links are made again, not doubled
+    with pytest.raises(UserError, match="wildbench_reference '../x': expected a model name"):
+        EvalConfig(tasks=["wildbench_reward"], judge_url="http://x/v1", wildbench_reference="../x").validate()
+
+
+def test_wildbench_points_stay_out_of_the_average_of_shares() -> None:
+    from genius.evaluation.report import results_table
+
+    def m(accuracy: float, **extra) -> dict:
+        return {"n": 2, "accuracy": accuracy, "ci95": [0.0, 1.0], "n_no_answer": 0, "mean_tokens": 1.0,
+                "seconds": 1.0, **extra}
+
+    judged = dict(metric="wb_score", judge="url=x model=y", judge_protocol="wildbench", n_judged=2,
+                  n_judge_failed=0, ci_method="bootstrap", wb_score_task_macro=-0.1)
+    table = results_table({"gsm8k": m(0.5), "math500": m(0.25), "wildbench": m(-0.4, **judged)})
+    assert "| average (not wildbench) | 4 | 37.5 |" in table and "| wildbench | 2 | -40.0 |" in table
+    assert "task macro -10.0" in table
+    assert "| average | 4 | 37.5 |" in results_table({"gsm8k": m(0.5), "math500": m(0.25)})

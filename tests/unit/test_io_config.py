@@ -123,6 +123,14 @@ def test_check_resume_compares_extra_values_and_paths_by_spelling(tmp_path: Path
     assert config.from_dict(Resumable, {"folder": "runs/x/"}).folder == "runs/x"
 
 
+def test_a_field_added_after_the_copy_was_written_counts_as_its_default(tmp_path: Path) -> None:
+    saved = tmp_path / "copy.yaml"
+    saved.write_text("batch: 8\nfolder: runs/x\n")  # written before `seed` existed: the run had seed 0
+    config.check_resume(saved, Resumable())
+    with pytest.raises(UserError, match=r"seed: None -> 4"):
+        config.check_resume(saved, Resumable(seed=4))
+
+
 def test_a_config_file_that_is_not_a_mapping_is_one_line(tmp_path: Path) -> None:
     path = tmp_path / "list.yaml"
     path.write_text("- beta: 0.1\n- lr: 1\n")

@@ -9,7 +9,7 @@ same two folders give the same numbers everywhere.
 - ``paired_difference``: B - A over the items both evaluated, of the mean score (accuracy,
   pass@1, win rate, WB-Score / 100 or WB-Reward / 100), its paired bootstrap 95% interval (``RESAMPLES``
   resamples from ``random.Random(SEED)``) and the exact McNemar p-value on the items each side
-  won (score above 0.5: correct, preferred by the judge to the reference, or scored 8 or more
+  won (score above 0.5: correct, preferred by the judge to the reference, or scored above 7.5
   of 10 by WildBench's judge; a WB-Reward above 0); with 0/1 scores that is the usual McNemar
   on correctness;
 - ``compare_runs``: that difference per task shared by two evaluation folders.
@@ -56,6 +56,8 @@ class Paired:
 JUDGED_METRICS = ("win_rate", "wb_score", "wb_reward")
 """The metrics of judged tasks: an item's score is the judge's (win rate: 0..1, a tie half;
 WildBench's WB-Score (judge score - 5) / 5 and WB-Reward -1..1), not its correctness."""
+POINT_METRICS = ("wb_score", "wb_reward")
+"""Metrics written as points (x 100 of a mean that can be negative), not as a share of items."""
 WON_ABOVE = {"wb_reward": 0.0}
 """An item counts as won (right) when its score is above this (default 0.5): a WB-Reward above 0
 means the judge preferred the answer to the reference's."""

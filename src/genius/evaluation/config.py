@@ -4,6 +4,7 @@ model loads."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,10 +63,10 @@ class EvalConfig:
     allow_code_execution: bool = may_change(False)
     """Run the model's programs to score code tasks (mbpp, humaneval, livecodebench), each in the
     sandbox of genius.evaluation.sandbox; without it those tasks are refused."""
-    livecodebench_release: str = may_change("release_latest")
+    livecodebench_release: str = "release_latest"
     """LiveCodeBench release: release_latest (every file), release_vN (test.jsonl..testN.jsonl),
     vN (testN.jsonl only) or vN_vM."""
-    livecodebench_dates: str | None = may_change(None)
+    livecodebench_dates: str | None = None
     """LiveCodeBench contest dates START..END (YYYY-MM-DD, inclusive, either end open): only
     problems published after a model's training cutoff, say 2024-08-01..; None: all."""
     wildbench_reference: str = "claude-3-haiku-20240307"
@@ -108,6 +109,9 @@ class EvalConfig:
                             "OpenAI-compatible API, with --judge-model) or --judge-local MODEL")
         release_files(self.livecodebench_release, ())
         parse_dates(self.livecodebench_dates)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.wildbench_reference):
+            raise UserError(f"eval: wildbench_reference {self.wildbench_reference!r}: expected a model name of "
+                            "WildBench-V2-Model-Outputs (letters, digits, '.', '_', '-'), e.g. claude-3-haiku-20240307")
         if self.judge_max_tokens is not None and self.judge_max_tokens < 1:
             raise UserError(f"eval: judge_max_tokens must be >= 1, got {self.judge_max_tokens}")
         SamplingParams(n=self.samples, temperature=self.sampling_temperature, top_p=self.top_p,

@@ -27,8 +27,9 @@ WildBench) is answered first, for every task of the run; then the evaluated mode
 (unless it is the judge) and the judge scores each item against its reference answer (cached,
 failures recorded and retried by a rerun): ``score`` 0..1, ``correct`` = the model won (score >
 0.5), and the task's metric is the win rate with a bootstrap interval over items; ``accuracy``
-holds it too, so tables show it. WildBench's judge scores each answer against a checklist
-instead: its metric is WB-Score (genius.evaluation.wildbench).
+holds it too, so tables show it. WildBench's are its own (genius.evaluation.wildbench): WB-Score
+(each answer scored 1-10 against the task's checklist) and WB-Reward (against a reference
+model's answer on a five-way scale), both in points.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from tqdm import tqdm
 from genius import config as config_io
 from genius.engines.base import Completion, Engine, SamplingParams, derive_seed
 from genius.errors import UserError
+from genius.evaluation.compare import POINT_METRICS
 from genius.evaluation.config import EvalConfig, refuse_code_execution
 from genius.evaluation.judge import Chat, judge_records, make_chat, needs_judging
 from genius.evaluation.metrics import task_metrics
@@ -112,9 +114,9 @@ def run_eval(cfg: EvalConfig, out_dir: Path, engine: Engine | None = None, *, sh
 
 def _summary(m: dict) -> dict:
     """Print a task's one-line summary; return its metrics."""
-    points = {"wb_score": "WB-Score", "wb_reward": "WB-Reward"}  # WildBench's numbers are points, not shares
     metric = m.get("metric", "accuracy")
-    score, unit = (points[metric], "") if metric in points else (metric.replace("_", " "), "%")
+    names = {"wb_score": "WB-Score", "wb_reward": "WB-Reward"}
+    score, unit = names.get(metric, metric.replace("_", " ")), "" if metric in POINT_METRICS else "%"
     value = "-" if m["accuracy"] is None else f"{100 * m['accuracy']:.1f}{unit}"
     judged = f", {m['n_judge_failed']} not judged (judge failed)" if m.get("n_judge_failed") else ""
     print(f"{m['task']}: {score} {value} [{100 * m['ci95'][0]:.1f}, {100 * m['ci95'][1]:.1f}] over {m['n']} items, "

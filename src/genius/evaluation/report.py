@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from genius.evaluation.compare import JUDGED_METRICS, Paired
+from genius.evaluation.compare import JUDGED_METRICS, POINT_METRICS, Paired
 
 
 def pct(x: float | None) -> str:
@@ -41,11 +41,15 @@ def results_table(metrics: dict[str, dict], title: str = "") -> str:
                *([str(m.get("n_prompt_too_long", 0))] if too_long else []), f"{m['mean_tokens']:.0f}",
                f"{m['seconds']:.1f}"]
         lines.append("| " + " | ".join(row) + " |")
-    scored = [m["accuracy"] for m in metrics.values() if m["accuracy"] is not None]
-    if len(metrics) > 1:
-        avg = sum(scored) / len(scored) if len(scored) == len(metrics) else None  # a task without a score: no mean
-        lines.append("| average | " + " | ".join([str(sum(m["n"] for m in metrics.values())), pct(avg)]
-                                                   + [""] * (len(head) - 3)) + " |")
+    # WildBench's points are no share of items: they stay out of the average, which says so
+    shares = {name: m for name, m in metrics.items() if m.get("metric") not in POINT_METRICS}
+    scored = [m["accuracy"] for m in shares.values() if m["accuracy"] is not None]
+    if len(shares) > 1:
+        avg = sum(scored) / len(scored) if len(scored) == len(shares) else None  # a task without a score: no mean
+        left_out = sorted(set(metrics) - set(shares))
+        label = f"average (not {', '.join(left_out)})" if left_out else "average"
+        lines.append(f"| {label} | " + " | ".join([str(sum(m["n"] for m in shares.values())), pct(avg)]
+                                                    + [""] * (len(head) - 3)) + " |")
     lines += _score_notes(metrics) + _group_rows(metrics)
     return "\n".join(lines) + "\n"
 
@@ -63,6 +67,8 @@ def _score_notes(metrics: dict[str, dict]) -> list[str]:
         if m.get("metric") in JUDGED_METRICS:
             key = f"{m['metric']}_task_macro"
             macro = f"; task macro {pct(m[key])}" if m.get(key) is not None else ""
+            if m.get("n_not_judged"):
+                macro += f"; {m['n_not_judged']} pairs with an empty or cut answer not judged (counted 0)"
             notes.append(f"{name}: judge {m.get('judge', '?')}, {_PROTOCOLS.get(m.get('judge_protocol'), '?')}; "
                          f"{m['n_judged']} judged, {m['n_judge_failed']} judge failures (left out, a rerun asks "
                          f"again), {m.get('n_no_verdict', 0)} without a verdict (left out){macro}; interval: "
@@ -111,7 +117,8 @@ def compare_table(rows: dict[str, Paired], name_a: str, name_b: str) -> str:
     scored = [task for task, r in rows.items() if r.metric == "wb_score"]
     if scored:
         lines += ["", f"{', '.join(scored)}: WB-Score over the items both judged, in points; the difference and its "
-                      "interval are of the per-item (judge score - 5) x 20, 'right' = the judge scored 8 or more."]
+                      "interval are of the per-item (judge score - 5) x 20, 'right' = the judge scored above 7.5 of "
+                      "10."]
     rewarded = [task for task, r in rows.items() if r.metric == "wb_reward"]
     if rewarded:
         lines += ["", f"{', '.join(rewarded)}: WB-Reward over the items both judged, in points; the difference and "

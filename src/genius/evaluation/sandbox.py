@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -208,12 +208,13 @@ def _clip(data: bytes, limit: int) -> str:
 
 
 def run_program(source: str, limits: Limits = Limits(), *, files: Mapping[str, str | bytes] | None = None,
-                marker: str | None = None) -> Result:
+                marker: str | None = None, args: Sequence[str] = (), stdin: bytes | None = None) -> Result:
     """Run Python ``source`` in the sandbox; its exit status decides the result (a test program
     ends with asserts: exit 0 = every assert held). ``files``: name -> content, written beside
     it in its directory (its tests, say). ``marker``: passing also needs this as the last line
     the program prints, which a test program prints after its last test: a program that exits
-    0 before its tests ran (``sys.exit()`` in the model's code) has not passed."""
+    0 before its tests ran (``sys.exit()`` in the model's code) has not passed. ``args``: its
+    command-line arguments; ``stdin``: what it reads on standard input (else nothing)."""
     layers = isolation()
     abi, netns = landlock_abi(), network_namespace_available()
     workdir = tempfile.mkdtemp(prefix="genius-sandbox-")
@@ -221,9 +222,9 @@ def run_program(source: str, limits: Limits = Limits(), *, files: Mapping[str, s
     try:
         Path(workdir, "program.py").write_text(source, encoding="utf-8")
         for name, content in (files or {}).items():
-            target = Path(workdir, name)
-            if target.parent != Path(workdir) or name == "program.py":
+            if "/" in name or name in ("", ".", "..", "program.py"):
                 raise ValueError(f"run_program: file name {name!r} must be a plain name other than program.py")
+            target = Path(workdir, name)
             if isinstance(content, bytes):
                 target.write_bytes(content)
             else:
@@ -232,10 +233,12 @@ def run_program(source: str, limits: Limits = Limits(), *, files: Mapping[str, s
                "PYTHONIOENCODING": "utf-8"}
         # Output goes to files, not pipes: a child the program leaves behind would hold a pipe open
         # and make the wait last until the time limit.
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            given.write(stdin or b"")
+            given.seek(0)
             try:
-                proc = subprocess.Popen([sys.executable, "-I", "-S", "program.py"], cwd=workdir, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=out, stderr=err, close_fds=True,
+                proc = subprocess.Popen([sys.executable, "-I", "-S", "program.py", *args], cwd=workdir, env=env,
+                                        stdin=given, stdout=out, stderr=err, close_fds=True,
                                         preexec_fn=_preexec(workdir, limits, abi, netns, os.getuid(), os.getgid()))
             except (OSError, subprocess.SubprocessError) as e:
                 return Result("error", None, time.perf_counter() - t0, stderr=f"sandbox could not start: {e}",

@@ -71,12 +71,8 @@ def _template(name: str) -> str:
     return (Path(__file__).parent / "templates" / name).read_text(encoding="utf-8")
 
 
-def score_template() -> str:
-    return _template("wildbench_score_v2.md")
-
-
 def categories(tags: list[str]) -> list[str]:
-    """The task categories of an item's tags (primary first), each once, sorted."""
+    """The task categories of an item's tags (its primary and secondary ones), each once, sorted."""
     return sorted({CATEGORIES[t] for t in tags if t in CATEGORIES})
 
 
@@ -88,7 +84,8 @@ def history_text(history: list[dict[str, str]]) -> str:
 
 def score_prompt(history: list[dict[str, str]], query: str, answer: str, checklist: list[str]) -> str:
     """The WB-Score judge prompt, filled in WildBench's order with plain replacement."""
-    prompt = score_template().replace("{$history}", history_text(history)).replace("{$user_query}", query)
+    prompt = _template("wildbench_score_v2.md").replace("{$history}", history_text(history))
+    prompt = prompt.replace("{$user_query}", query)
     prompt = prompt.replace("{$model_output}", answer)
     return prompt.replace("{$checklist}", "".join(f"- {c}\n" for c in checklist))
 
@@ -113,8 +110,11 @@ def verdict_field(reply: str, key: str) -> str | None:
 
 def parse_score(reply: str) -> float | None:
     """The judge's score (1..10) in its reply, None when it gave none."""
+    found = verdict_field(reply, "score")
+    if found is None:
+        return None
     try:
-        score = float(str(verdict_field(reply, "score")).strip().strip("[]"))
+        score = float(found.strip().strip("[]"))
     except ValueError:
         return None
     return score if 1 <= score <= 10 else None
@@ -123,7 +123,8 @@ def parse_score(reply: str) -> float | None:
 def judge_wildbench(chat: Chat, record: dict, max_tokens: int) -> dict[str, Any]:
     """One WB-Score judgement of a record's response: the judge's reply, its score, the item's."""
     meta = record.get("meta") or {}
-    prompt = score_prompt(meta.get("history") or [], record["question"], record.get("response") or "",
+    # stripped, as WildBench's runner stores its answers (clear_output)
+    prompt = score_prompt(meta.get("history") or [], record["question"], (record.get("response") or "").strip(),
                           meta.get("checklist") or [])
     reply = chat([{"role": "user", "content": prompt}], max_tokens=max_tokens)
     judged = parse_score(reply.text)

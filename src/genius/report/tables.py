@@ -65,7 +65,7 @@ def _metric_notes(points: list[EvalPoint | None]) -> list[str]:
             by_metric.setdefault(m.get("metric", "accuracy"), set()).add(task)
     names = {"win_rate": "the win rate against the reference (paired diff of the judge's scores; right = preferred "
                          "to the reference)",
-             "wb_score": "WildBench's WB-Score (paired diff of the per-item (judge score - 5) x 20; right = scored 8+)",
+             "wb_score": "WildBench's WB-Score (paired diff of the per-item (judge score - 5) x 20; right = above 7.5)",
              "wb_reward": "WildBench's WB-Reward (paired diff of the per-item rewards; right = preferred to the "
                           "reference)"}
     other = [f"{names.get(k, k)} for {', '.join(sorted(v))}" for k, v in sorted(by_metric.items()) if k != "accuracy"]

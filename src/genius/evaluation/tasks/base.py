@@ -6,7 +6,9 @@ hub id, or a generator function for built-in problems), its answer type (its ent
 extractor and the comparison) and how to check an answer. Three fields change how a task is
 evaluated: ``group_by`` (metrics per value of a meta key, e.g. per MMLU subject),
 ``executes_code`` (answers are run: refused without ``--allow-code-execution``) and ``judge``
-(answers are scored by an LLM judge's protocol, not checked against a gold answer).
+(answers are scored by an LLM judge's protocol, not checked against a gold answer). Two change
+how it is asked and read: ``system`` (a benchmark's own system prompt) and ``options`` (settings
+of the evaluation its reader takes, e.g. LiveCodeBench's release and dates).
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ class HubSource:
     to_items: Callable[[list[dict]], list[Item]] | None = None
     """All rows at once -> items, instead of ``to_item`` (ids numbered per subject, say)."""
     download: Callable[..., Path] | None = None
-    """For a hub dataset that is files rather than a table (LiveCodeBench's JSONL, whose
-    loading script ``datasets`` no longer runs): the task's options -> the local folder its
-    needed files were downloaded to, read by the task's ``read`` like a local folder."""
+    """For a hub dataset read as files rather than a table (LiveCodeBench's JSONL, whose
+    loading script ``datasets`` no longer runs; WB-Reward's rows and reference answers, two
+    datasets): the task's options -> the local folder its files were downloaded to, read by the
+    task's ``read`` like a local folder."""
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
 from genius.errors import UserError, where
 from genius.evaluation.tasks._common import field, records
-from genius.evaluation.sandbox import Limits
+from genius.evaluation.sandbox import Limits, run_program
 from genius.evaluation.tasks.base import HubSource, Item, Task
 from genius.io import iter_jsonl
 
@@ -139,18 +140,17 @@ def read_humaneval(path: Path) -> list[Item]:
 
 # --- scoring ---------------------------------------------------------------------------------
 
-def passes(source: str, item: Item, limits: Limits = Limits(), files: dict[str, str] | None = None,
-           checker_failed: int | None = None) -> bool:
+def passes(source: str, item: Item, limits: Limits = Limits(),
+           files: Mapping[str, str | bytes] | None = None) -> bool:
     """Whether a test program passes in the sandbox: exit 0 *and* its last line the marker it
-    prints after the tests (a fresh one per run), so that a program that exits before the tests
-    (``sys.exit()`` in the model's code) fails. A sandbox that cannot start, or a checker that
-    exits ``checker_failed``, is an error, not a failed answer: scoring it 0 would hide it."""
-    from genius.evaluation.sandbox import run_program
-
+    prints after the tests (a fresh one per run, on a line of its own), so that a program that
+    exits before the tests (``sys.exit()`` in the model's code) fails; so does one that closes or
+    replaces ``sys.stdout``. A sandbox that cannot start is an error, not a failed answer:
+    scoring it 0 would hide it."""
     marker = f"genius-tests-done-{secrets.token_hex(8)}"
-    result = run_program(f"{source}\nprint({marker!r})\n", limits, files=files, marker=marker)
-    if result.status == "error" or (checker_failed is not None and result.returncode == checker_failed):
-        raise UserError(f"code sandbox: could not check the program of item {item.id}: {result.stderr}")
+    result = run_program(f"{source}\nprint({chr(10) + marker!r})\n", limits, files=files, marker=marker)
+    if result.status == "error":
+        raise UserError(f"code sandbox: could not run the program of item {item.id}: {result.stderr}")
     return result.passed
 
 

@@ -13,11 +13,16 @@ first three; ``v2``: only test2.jsonl; ``v1_v3``: test.jsonl to test3.jsonl) and
 contest dates (``2024-08-01..2025-02-01``, either end open, both inclusive): the way to keep only
 problems published after a model's training cutoff.
 
-The protocol is LiveCodeBench's own for chat models (lcb_runner/prompts/code_generation.py):
-its system message, its question template (starter code or the stdin format), and its code
-extraction (the last fenced block); the checker is livecodebench_harness.py, run in the
-sandbox, with its time limit of 6 s per test and the whole run's limit of (6 + 1) s per test
-plus 5 s, as lcb_runner/evaluation/compute_code_generation_metrics.py sets them.
+The prompt is LiveCodeBench's own for chat models (lcb_runner/prompts/code_generation.py @
+28fef95): its system message, its question template (starter code or the stdin format), and its
+code extraction (the last fenced block); the checker is livecodebench_harness.py's, run in the
+sandbox, with its time limit of 6 s per test (and for functional problems the whole run's limit
+of (6 + 1) s per test + 5 s, as compute_code_generation_metrics.py sets them). Where it differs
+from LiveCodeBench's runner: each stdin test runs as a program of its own; the sandbox's Python
+has no site-packages (a solution importing numpy fails); a run gets 4 GiB of memory; and the
+sampling is genius eval's (greedy, 1024 tokens by default; LiveCodeBench's runner samples n=10
+at temperature 0.2, top-p 0.95, up to 2000 tokens: ``--samples 10 --temperature 0.2 --top-p
+0.95 --max-new-tokens 2000`` for its pass@1).
 
 The private tests are stored base64(zlib(pickle(JSON text))). Unpickling data from the hub
 could run code, so they are never unpickled: the pickle's opcodes are read (``pickletools``)
@@ -37,22 +42,22 @@ from functools import cache
 from pathlib import Path
 
 from genius.errors import UserError, where
-from genius.evaluation.sandbox import Limits
+from genius.evaluation.sandbox import Limits, run_program
 from genius.evaluation.tasks._common import field
 from genius.evaluation.tasks.base import HubSource, Item, Task
 from genius.evaluation.tasks.code import passes
-from genius.evaluation.tasks.livecodebench_harness import CHECKER_FAILED
+from genius.evaluation.tasks.livecodebench_harness import same_output
 
 HUB_ID = "livecodebench/code_generation_lite"
 FORMAT = ("LiveCodeBench code_generation_lite JSONL (question_id, question_content, starter_code, contest_date, "
           "difficulty, platform, public_test_cases, private_test_cases, metadata), files test.jsonl, test2.jsonl, ...")
-RELEASES = ("release_latest", "release_v1", "release_v2", "release_v3", "release_v4", "release_v5", "release_v6")
 PER_TEST_S = 6
 """LiveCodeBench's time limit per test (its runner's --timeout default)."""
 
 SYSTEM = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
-          "generate a correct Python program that matches the specification and passes all tests. You will NOT "
-          "return anything except for the program.")
+          "generate a correct Python program that matches the specification and passes all tests.")
+"""PromptConstants.SYSTEM_MESSAGE_GENERIC as of LiveCodeBench 28fef95 (before December 2024 it
+went on: "You will NOT return anything except for the program.")."""
 WITH_STARTER = ("You will use the following starter code to write the solution to the problem and enclose your code "
                 "within delimiters.")
 WITHOUT_STARTER = ("Read the inputs from stdin solve the problem and write the answer to stdout (do not directly test "
@@ -146,7 +151,10 @@ def decode_tests(text: str) -> list[dict]:
             packed = zlib.decompress(base64.b64decode(text.encode("ascii")))
         except (ValueError, zlib.error) as e:
             raise UserError(f"neither JSON nor base64+zlib: {e}") from None
-        tests = json.loads(pickled_text(packed))
+        try:
+            tests = json.loads(pickled_text(packed))
+        except json.JSONDecodeError as e:
+            raise UserError(f"the pickled text is not JSON: {e}") from None
     if not isinstance(tests, list) or not all(isinstance(t, dict) and isinstance(t.get("input"), str)
                                               and isinstance(t.get("output"), str) for t in tests):
         raise UserError("expected a list of tests {input, output, testtype}")
@@ -176,6 +184,8 @@ def _item(row: dict, path: Path, line: int, offset: int) -> Item:
         public = decode_tests(row["public_test_cases"])
     except (json.JSONDecodeError, UserError) as e:
         raise UserError(f"{where(path, line, 'public_test_cases/metadata')} {e}") from None
+    if not isinstance(metadata, dict):
+        raise UserError(f"{where(path, line, 'metadata')} expected a JSON object, got {type(metadata).__name__}")
     return Item(id=row["question_id"], question=question(row["question_content"], row.get("starter_code") or ""),
                 gold="", meta={"title": row.get("question_title", ""), "platform": row.get("platform", ""),
                                "difficulty": row.get("difficulty", ""), "contest_date": row["contest_date"],
@@ -212,8 +222,9 @@ def read_livecodebench(path: Path, *, livecodebench_release: str = "release_late
     return items
 
 
-def _download(livecodebench_release: str = "release_latest", livecodebench_dates: str | None = None) -> Path:
-    """The release's files from the hub (cached by huggingface_hub), as a folder."""
+def _download(livecodebench_release: str = "release_latest", **_: object) -> Path:
+    """The release's files from the hub (cached by huggingface_hub), as a folder (the dates are
+    applied by the reader)."""
     from huggingface_hub import HfApi, hf_hub_download
 
     names = HfApi().list_repo_files(HUB_ID, repo_type="dataset") if livecodebench_release == "release_latest" else []
@@ -251,18 +262,35 @@ def harness_source() -> str:
     return Path(__file__).with_name("livecodebench_harness.py").read_text(encoding="utf-8")
 
 
+MEMORY_MB = 4096
+"""Address space of a run. LiveCodeBench sets none (its reliability_guard gets None); a program
+here gets 4 GiB, enough for its problems' solutions, not for taking the machine."""
+
+
 def check(code: str | None, item: Item) -> bool:
-    """Whether the code passes every test of the problem, run by the harness in the sandbox."""
+    """Whether the code passes every test of the problem, in the sandbox, stopping at the first
+    that fails. Functional problems: one run of the harness over all tests, with the runner's
+    whole budget of (6 + 1) s per test + 5 s. Stdin problems: one run per test (6 s), the output
+    compared here, where the code cannot reach the expected one."""
     if code is None or not code.strip():
         return False
-    tests = [{"input": t["input"], "output": t["output"]} for t in tests_of(item)]
-    mode = "functional" if item.meta.get("func_name") else "stdin"
-    spec = {"mode": mode, "fn_name": item.meta.get("func_name"), "timeout_s": PER_TEST_S, "tests": tests}
-    budget = (PER_TEST_S + 1) * len(tests) + 5
-    # LiveCodeBench sets no memory limit of its own ("4GB" in a comment): 4 GiB of address space.
-    limits = Limits(timeout_s=budget, cpu_s=budget, memory_mb=4096, file_mb=64)
-    return passes(harness_source(), item, limits, files={"solution.py": code, "tests.json": json.dumps(spec)},
-                  checker_failed=CHECKER_FAILED)
+    tests = tests_of(item)
+    if item.meta.get("func_name"):
+        spec = {"fn_name": item.meta["func_name"], "timeout_s": PER_TEST_S,
+                "tests": [{"input": t["input"], "output": t["output"]} for t in tests]}
+        budget = (PER_TEST_S + 1) * len(tests) + 5
+        limits = Limits(timeout_s=budget, cpu_s=budget, memory_mb=MEMORY_MB, file_mb=64)
+        return passes(harness_source(), item, limits, files={"solution.py": code, "tests.json": json.dumps(spec)})
+    limits = Limits(timeout_s=PER_TEST_S, cpu_s=PER_TEST_S, memory_mb=MEMORY_MB, file_mb=64,
+                    output_chars=64 * 2 ** 20)
+    for test in tests:
+        result = run_program(harness_source(), limits, files={"solution.py": code}, args=["--run-solution"],
+                             stdin=test["input"].encode("utf-8"))
+        if result.status == "error":  # the machine, not the answer
+            raise UserError(f"code sandbox: could not run the program of item {item.id}: {result.stderr}")
+        if not result.passed or not same_output(result.stdout, test["output"]):
+            return False
+    return True
 
 
 TASK = Task(

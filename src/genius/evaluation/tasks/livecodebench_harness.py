@@ -1,29 +1,31 @@
-"""LiveCodeBench's checker, as a program that runs inside the code sandbox (stdlib only).
-
-genius.evaluation.tasks.livecodebench writes this file as the sandbox's program, with the
-model's code as ``solution.py`` and the problem's tests as ``tests.json`` ({"mode": "stdin" or
-"functional", "fn_name", "timeout_s", "tests": [{"input", "output"}]}) beside it. It exits 0
-when every test passes, else 1 at the first that does not, printing why on stderr.
+"""LiveCodeBench's checker, as a program that runs inside the code sandbox (stdlib only), and its
+comparisons (imported by genius.evaluation.tasks.livecodebench, which runs it).
 
 It follows lcb_runner/evaluation/testing_util.py (LiveCodeBench/LiveCodeBench):
 - the same imports are put before the model's code (``IMPORTS``: its ``import_string``), so
   code that uses ``defaultdict`` without importing it passes as it does there;
-- functional (LeetCode) tests: the code runs in this process; the method ``fn_name`` of
-  ``Solution()`` (or the function of that name when there is no ``class Solution``) gets the
-  input's lines, each parsed as JSON, as arguments; the result (a tuple as a list) must equal
-  the output parsed as JSON; ``timeout_s`` per call;
-- stdin tests: the output must match line by line after stripping, a line that differs
-  matching when its whitespace-separated fields are equal as decimals; ``timeout_s`` per test.
-  Unlike LiveCodeBench, which calls the code as a function in its own process with a patched
-  stdin, each test runs the code as a program of its own (fresh state each test, the way a
-  judge runs it); as there, an exit through ``sys.exit()`` is not an error.
+- functional (LeetCode) tests, ``python program.py`` with ``solution.py`` and ``tests.json``
+  ({"fn_name", "timeout_s", "tests": [{"input", "output"}]}) beside it: the code runs in this
+  process; the method ``fn_name`` of ``Solution()`` (or the function of that name when there is
+  no ``class Solution``) gets the input's lines, each parsed as JSON, as arguments; the result (a
+  tuple as a list) must equal the output parsed as JSON; ``timeout_s`` per call. It exits 0 when
+  every test passed, else 1 at the first that did not, saying why on stderr (so does a failure
+  of this checker itself: none is expected, and the tests run every path of it). The tests file
+  is deleted before the code runs, but the code shares this process and could still fool it, as
+  it could fool LiveCodeBench's;
+- stdin tests, ``python program.py --run-solution`` with the test's input on stdin: the code
+  runs as the main program, an exit through ``sys.exit()`` not being an error, and the caller
+  compares what it printed with ``same_output`` (outside the sandbox, so the code never sees the
+  expected output). Unlike LiveCodeBench, which calls the code as a function in one process with
+  a patched stdin, each test runs it as a program of its own (fresh state each test, as a judge
+  runs it), with interpreter start-up inside the time limit.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
-import subprocess
 import sys
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -68,6 +70,12 @@ def same_result(result: Any, expected: Any) -> bool:
     return (list(result) if isinstance(result, tuple) else result) == expected
 
 
+def _digits() -> None:
+    # LiveCodeBench's runner raises the int <-> str digit limit (Python >= 3.10.7 has one).
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(50000)
+
+
 class _Timeout(Exception):
     pass
 
@@ -81,7 +89,13 @@ def _fail(why: str) -> None:
     sys.exit(1)
 
 
-def _functional(spec: dict, source: str) -> None:
+def functional() -> None:
+    _digits()
+    with open("tests.json", encoding="utf-8") as f:
+        spec = json.load(f)
+    os.remove("tests.json")  # the code under test need not read the expected outputs
+    with open("solution.py", encoding="utf-8") as f:
+        source = f.read()
     signal.signal(signal.SIGALRM, _alarm)
     namespace: dict[str, Any] = {"__name__": "solution"}
     signal.alarm(spec["timeout_s"])
@@ -113,27 +127,9 @@ def _functional(spec: dict, source: str) -> None:
             _fail(f"test {k}: wrong answer {result!r:.300} != {expected!r:.300}")
 
 
-def _stdin(spec: dict) -> None:
-    for k, test in enumerate(spec["tests"]):
-        with open("stdin.txt", "w", encoding="utf-8") as f:
-            f.write(test["input"])
-        # stderr to a file too: the sandbox lets nothing outside its directory be opened for writing
-        with open("stdin.txt", "rb") as given, open("stdout.txt", "wb") as printed, open("stderr.txt", "wb") as err:
-            try:
-                subprocess.run([sys.executable, "-I", "-S", __file__, "--run-solution"], stdin=given, stdout=printed,
-                               stderr=err, timeout=spec["timeout_s"], check=True)
-            except subprocess.TimeoutExpired:
-                _fail(f"test {k}: time limit exceeded")
-            except subprocess.CalledProcessError as e:
-                _fail(f"test {k}: runtime error (exit {e.returncode})")
-        with open("stdout.txt", encoding="utf-8", errors="replace") as f:
-            if not same_output(f.read(), test["output"]):
-                _fail(f"test {k}: wrong answer")
-
-
-def _run_solution() -> None:
+def run_solution() -> None:
     """One stdin test: the solution as the main program, its exit through sys.exit() not an error."""
-    sys.set_int_max_str_digits(50000)
+    _digits()
     with open("solution.py", encoding="utf-8") as f:
         code = compile(IMPORTS + "\n" + f.read(), "solution.py", "exec")
     try:
@@ -143,30 +139,8 @@ def _run_solution() -> None:
     sys.stdout.flush()
 
 
-def main() -> None:
-    sys.set_int_max_str_digits(50000)
-    with open("tests.json", encoding="utf-8") as f:
-        spec = json.load(f)
-    if spec["mode"] == "functional":
-        with open("solution.py", encoding="utf-8") as f:
-            _functional(spec, f.read())
-    else:
-        _stdin(spec)
-
-
-CHECKER_FAILED = 3
-"""The exit status of a failure of this checker itself (not of the solution): not a score."""
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["--run-solution"]:
-        _run_solution()
+        run_solution()
         sys.exit(0)
-    try:
-        main()
-    except SystemExit:
-        raise
-    except BaseException:  # noqa: BLE001 - the solution's failures exit 1 above; anything else is the checker's
-        import traceback
-
-        traceback.print_exc()
-        sys.exit(CHECKER_FAILED)
+    functional()

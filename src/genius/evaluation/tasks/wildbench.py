@@ -41,9 +41,9 @@ def wildbench_item(row: dict, index: int, path: Path | str = "hub", line: int | 
         raise UserError(f"{at} expected session_id and a non-empty conversation_input: {FORMAT}")
     if not all(isinstance(t, dict) and isinstance(t.get("content"), str) for t in turns):
         raise UserError(f"{at} field 'conversation_input': expected turns with a string content")
-    if len(turns) % 2 != 1 or turns[-1].get("role", "user") != "user":
-        raise UserError(f"{at} field 'conversation_input': expected the last turn to be the user's "
-                        f"({len(turns)} turns, the last {turns[-1].get('role')!r})")
+    if turns[-1].get("role", "user") != "user":
+        raise UserError(f"{at} field 'conversation_input': expected the last turn to be the user's, got "
+                        f"{turns[-1].get('role')!r}")
     checklist = row.get("checklist") or []
     if not isinstance(checklist, list) or not all(isinstance(c, str) for c in checklist):
         raise UserError(f"{at} field 'checklist': expected a list of strings")
@@ -56,7 +56,11 @@ def wildbench_item(row: dict, index: int, path: Path | str = "hub", line: int | 
 
 
 def read_wildbench(path: Path) -> list[Item]:
-    return [wildbench_item(row, k, path, line) for k, (line, row) in enumerate(records(path, FORMAT))]
+    """The rows of ``path``; of every parquet file beside it too when it is one of the hub's
+    shards (``test-00000-of-00002.parquet`` ...)."""
+    shards = sorted(path.parent.glob("*.parquet")) if path.suffix == ".parquet" else [path]
+    rows = [(p, line, row) for p in shards for line, row in records(p, FORMAT)]
+    return [wildbench_item(row, k, p, line) for k, (p, line, row) in enumerate(rows)]
 
 
 def reference_answers(folder: Path, model: str) -> dict[str, str]:
@@ -96,16 +100,16 @@ def _download(wildbench_reference: str = "claude-3-haiku-20240307") -> Path:
 
     from genius.models import cache_root
 
-    rows = Path(snapshot_download("allenai/WildBench", repo_type="dataset", allow_patterns=["v2/*"])) / "v2"
+    rows = Path(snapshot_download("allenai/WildBench", repo_type="dataset", allow_patterns=["v2/*"]))
     answers = Path(snapshot_download(OUTPUTS_ID, repo_type="dataset", allow_patterns=[f"{wildbench_reference}/*"]))
-    folder = cache_root() / "wildbench" / wildbench_reference
+    # One folder per pair of snapshots (their revisions name them), so that no link is stale; each
+    # link is made under a temporary name and renamed over, so that processes loading at once agree.
+    folder = cache_root() / "wildbench" / f"{rows.name}-{answers.name}" / wildbench_reference
     folder.mkdir(parents=True, exist_ok=True)
-    for source, name in [*((p, p.name) for p in rows.glob("*.parquet")), (answers / wildbench_reference,
-                                                                          wildbench_reference)]:
-        link = folder / name
-        if link.is_symlink() or link.exists():
-            link.unlink()
-        os.symlink(source, link)
+    for source in [*sorted((rows / "v2").glob("*.parquet")), answers / wildbench_reference]:
+        temporary = folder / f".{source.name}.{os.getpid()}"
+        os.symlink(source, temporary)
+        os.replace(temporary, folder / source.name)
     return folder
 
 
