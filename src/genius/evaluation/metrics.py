@@ -31,12 +31,10 @@ def task_metrics(records: list[dict], samples: int, task: Task | None = None) ->
     """Everything metrics.json holds about a task's answers (``task`` says what kind it is)."""
     metrics: dict[str, Any] = {"n": len(records), "samples": samples}
     if task is not None and task.judge:
-        metrics.update(judged_metrics(records))
-        if task.judge in ("wildbench", "wildbench_reward"):  # WildBench's own numbers, not a win rate
-            kind = "score" if task.judge == "wildbench" else "reward"
-            metrics.update({"metric": f"wb_{kind}", f"wb_{kind}": metrics.pop("win_rate"),
-                            **wildbench_metrics(records, kind)})
-            del metrics["n_won"]
+        kind = _WILDBENCH.get(task.judge)  # WildBench's own numbers, not a win rate
+        metrics.update(judged_metrics(records, f"wb_{kind}" if kind else "win_rate"))
+        if kind:
+            metrics.update(wildbench_metrics(records, kind))
     else:
         metrics.update(accuracy_metrics(records, samples))
         if task is not None and task.executes_code:
@@ -70,17 +68,24 @@ def accuracy_metrics(records: list[dict], samples: int) -> dict[str, Any]:
                                     for g in per_item) / n) if n else 0.0}
 
 
-def judged_metrics(records: list[dict]) -> dict[str, Any]:
-    """Win rate over the items with a judge score, its bootstrap interval, and the counts."""
+_WILDBENCH = {"wildbench": "score", "wildbench_reward": "reward"}
+"""WildBench's judge protocols -> which of its numbers (wb_score, wb_reward) the task reports."""
+
+
+def judged_metrics(records: list[dict], metric: str = "win_rate") -> dict[str, Any]:
+    """The mean of the items' judge scores (the win rate, or WildBench's share of points) over
+    the items with one, its bootstrap interval, and the counts."""
     scores = [float(r["score"]) for r in records if r.get("score") is not None]
     failed = sum("judge_error" in r for r in records)
     rate = sum(scores) / len(scores) if scores else None
-    return {"metric": "win_rate", "win_rate": rate, "accuracy": rate,
-            "ci95": list(bootstrap_interval(scores, rng=random.Random(SEED), resamples=RESAMPLES)),
-            "ci_method": f"percentile bootstrap over items ({RESAMPLES} resamples, seed {SEED})",
-            "n_judged": len(scores), "n_judge_failed": failed,
-            "n_no_verdict": sum(r.get("score") is None and "judge_error" not in r and "judge" in r for r in records),
-            "n_won": sum(s > 0.5 for s in scores)}
+    out = {"metric": metric, metric: rate, "accuracy": rate,
+           "ci95": list(bootstrap_interval(scores, rng=random.Random(SEED), resamples=RESAMPLES)),
+           "ci_method": f"percentile bootstrap over items ({RESAMPLES} resamples, seed {SEED})",
+           "n_judged": len(scores), "n_judge_failed": failed,
+           "n_no_verdict": sum(r.get("score") is None and "judge_error" not in r and "judge" in r for r in records)}
+    if metric == "win_rate":
+        out["n_won"] = sum(s > 0.5 for s in scores)
+    return out
 
 
 def group_metrics(records: list[dict], key: str, samples: int) -> dict[str, Any]:

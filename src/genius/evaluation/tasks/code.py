@@ -23,8 +23,8 @@ from functools import cache
 from pathlib import Path
 
 from genius.errors import UserError, where
-from genius.evaluation.tasks._common import field, records
 from genius.evaluation.sandbox import Limits, run_program
+from genius.evaluation.tasks._common import field, records
 from genius.evaluation.tasks.base import HubSource, Item, Task
 from genius.io import iter_jsonl
 

@@ -38,7 +38,7 @@ import re
 import zlib
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from genius.errors import UserError, where
@@ -47,6 +47,7 @@ from genius.evaluation.tasks._common import field
 from genius.evaluation.tasks.base import HubSource, Item, Task
 from genius.evaluation.tasks.code import passes
 from genius.evaluation.tasks.livecodebench_harness import same_output
+from genius.io import iter_jsonl_offsets
 
 HUB_ID = "livecodebench/code_generation_lite"
 FORMAT = ("LiveCodeBench code_generation_lite JSONL (question_id, question_content, starter_code, contest_date, "
@@ -161,20 +162,6 @@ def decode_tests(text: str) -> list[dict]:
     return tests
 
 
-def _rows(path: Path):
-    """(line number, byte offset, row) of a JSONL file; the offset finds the row again."""
-    with open(path, "rb") as f:
-        line, offset = 0, 0
-        while raw := f.readline():
-            line += 1
-            if raw.strip():
-                try:
-                    yield line, offset, json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    raise UserError(f"{where(path, line)} not JSON: {e}") from None
-            offset += len(raw)
-
-
 def _item(row: dict, path: Path, line: int, offset: int) -> Item:
     for key in ("question_id", "question_content", "contest_date", "public_test_cases", "private_test_cases",
                 "metadata"):
@@ -210,7 +197,7 @@ def read_livecodebench(path: Path, *, livecodebench_release: str = "release_late
     start, end = parse_dates(livecodebench_dates)
     items = []
     for name in files:
-        for line, offset, row in _rows(folder / name):
+        for line, offset, row in iter_jsonl_offsets(folder / name):
             item = _item(row, folder / name, line, offset)
             try:
                 date = datetime.fromisoformat(item.meta["contest_date"])
@@ -248,13 +235,18 @@ def extract_last_block(response: str, item: Item | None = None) -> str | None:
 def tests_of(item: Item) -> list[dict]:
     """The public then private tests of an item, read again from its row in the data file."""
     path, offset = item.meta["tests_at"]
+    return _tests_at(path, offset, item.id)
+
+
+@lru_cache(maxsize=1)  # the samples of one item are checked one after another: decoded once for all
+def _tests_at(path: str, offset: int, item_id: str) -> list[dict]:
     with open(path, "rb") as f:
         f.seek(offset)
         row = json.loads(f.readline())
     try:
         return decode_tests(row["public_test_cases"]) + decode_tests(row["private_test_cases"])
     except UserError as e:
-        raise UserError(f"{path}: problem {item.id}: private_test_cases: {e}") from None
+        raise UserError(f"{path}: problem {item_id}: private_test_cases: {e}") from None
 
 
 @cache
